@@ -1,0 +1,16 @@
+"""edgevision: efficient vision models with a verified path to deployment.
+
+    >>> import edgevision as ev
+    >>> model = ev.create_model("mobilenetv3_large_100").eval()
+    >>> ev.list_models("efficientnet_b*")
+"""
+from .errors import ConfigError, EdgeVisionError, InputShapeError, UnknownModelError, WeightsError
+from .factory import count_params, create_model
+from .registry import InputConfig, list_families, list_models
+from .weights import load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = ["create_model", "list_models", "list_families", "load_weights", "save_weights",
+           "count_params", "InputConfig", "EdgeVisionError", "UnknownModelError", "InputShapeError",
+           "ConfigError", "WeightsError", "__version__"]

@@ -1,0 +1,1 @@
+"""Blocks assembled from layers: the repeated units of each architecture."""

@@ -1,0 +1,58 @@
+"""Universal Inverted Bottleneck (MobileNetV4).
+
+One block with optional depthwise convs at three places; which ones are present gives its forms:
+
+=================  ===========  =========  ===========
+form               dw start     dw mid     (spec)
+=================  ===========  =========  ===========
+IB (inverted)      -            kxk        start=0, mid=k
+ExtraDW            kxk          kxk        start=k, mid=k
+ConvNext-like      kxk          -          start=k, mid=0
+FFN                -            -          start=0, mid=0
+=================  ===========  =========  ===========
+
+The stride sits on the first depthwise conv that exists after the start one (mid, else start).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import ConvNormAct
+from .mbconv import _Residual
+
+
+class LayerScale2d(nn.Module):
+    """Per-channel learnable scale of a residual branch (NCHW)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(dim))
+
+    def forward(self, x):
+        return x * self.gamma.view(1, -1, 1, 1)
+
+
+class UniversalInvertedResidual(_Residual):
+    def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
+                 bn_eps=1e-5, skip=None, drop_path=0.0, start_kernel=0, end_kernel=0,
+                 layer_scale: float | None = 1e-5, **_unused):
+        super().__init__()
+        if stride > 1 and not (start_kernel or kernel or end_kernel):
+            raise ValueError("a strided UIB needs at least one depthwise conv")
+        cna = dict(padding=padding, bn_eps=bn_eps, act=act)
+        self.dw_start = ConvNormAct(in_chs, in_chs, start_kernel, stride if not kernel else 1,
+                                    groups=in_chs, apply_act=False, **cna) if start_kernel else nn.Identity()
+        self.pw_exp = ConvNormAct(in_chs, mid_chs, 1, **cna)
+        self.dw_mid = ConvNormAct(mid_chs, mid_chs, kernel, stride, groups=mid_chs, **cna) \
+            if kernel else nn.Identity()
+        self.pw_proj = ConvNormAct(mid_chs, out_chs, 1, apply_act=False, **cna)
+        end_stride = stride if not (start_kernel or kernel) else 1
+        self.dw_end = ConvNormAct(out_chs, out_chs, end_kernel, end_stride, groups=out_chs,
+                                  apply_act=False, **cna) if end_kernel else nn.Identity()
+        self.layer_scale = LayerScale2d(out_chs, layer_scale) if layer_scale is not None else nn.Identity()
+        self._init_skip(in_chs, out_chs, stride, skip, drop_path)
+
+    def forward(self, x):
+        y = self.dw_end(self.pw_proj(self.dw_mid(self.pw_exp(self.dw_start(x)))))
+        return self.residual(self.layer_scale(y), x)

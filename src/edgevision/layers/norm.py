@@ -1,0 +1,31 @@
+"""Normalisation layers that PyTorch lacks in channels-first form."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dimension of an NCHW tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """Global Response Normalization (ConvNeXt V2) for channels-last (N, H, W, C) tensors:
+    ``x + gamma * (x * n) + beta`` with ``n = ||x||_2 over HW / mean over C``."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))  # gamma
+        self.bias = nn.Parameter(torch.zeros(dim))  # beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gx = x.norm(p=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
+        return torch.addcmul(self.bias, self.weight, x * nx) + x

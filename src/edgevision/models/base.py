@@ -1,0 +1,138 @@
+"""The model contract every registered model fulfils, written once.
+
+A model is a *trunk* (an ordered list of named pieces applied one after the other: stem,
+stages, optional final convs) followed by a *head* (pooling + classifier). ``feature_info``
+names the trunk pieces whose outputs are the feature levels, with their channels and stride.
+From that, this module derives ``forward_features``, ``features_only`` extraction and input
+checks, so families only describe their architecture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InputShapeError
+from ..registry import InputConfig
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One feature level: the output of trunk piece ``module``."""
+
+    index: int  # position in model.feature_info (what out_indices refer to)
+    channels: int  # channels of the feature map
+    reduction: int  # stride relative to the input (2, 4, 8, 16, 32)
+    module: str  # name of the trunk piece producing it (e.g. "stages.3")
+
+
+def _is_exporting() -> bool:
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling() \
+        or torch.onnx.is_in_onnx_export()
+
+
+class EdgeModel(nn.Module):
+    """Base class: subclasses set ``spec``, ``in_chans``, ``num_classes``, ``num_features``,
+    ``feature_info`` and implement ``trunk()``, ``forward_head()`` and ``reset_classifier()``."""
+
+    spec: object
+    input_config: InputConfig
+    feature_info: list[FeatureInfo]
+    in_chans: int
+    num_classes: int
+    num_features: int  # width of the pre-logits vector (what forward_head(pre_logits=True) returns)
+    min_input_size: int = 32  # smallest height/width accepted
+
+    def trunk(self) -> list[tuple[str, nn.Module]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ derived behaviour
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise :class:`InputShapeError` for inputs the model cannot take."""
+        if _is_exporting():
+            return
+        if x.ndim != 4:
+            raise InputShapeError(
+                f"{type(self).__name__} expects a 4-D batch (N, C, H, W); got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise InputShapeError(
+                f"{type(self).__name__} was built for {self.in_chans} input channels but got "
+                f"{x.shape[1]} (shape {tuple(x.shape)}); pass in_chans={x.shape[1]} to create_model "
+                f"or convert the images")
+        h, w = x.shape[-2:]
+        if h < self.min_input_size or w < self.min_input_size:
+            raise InputShapeError(
+                f"input {h}x{w} is too small: height and width must be at least "
+                f"{self.min_input_size} pixels")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the trunk; returns the last feature map (N, C, H', W')."""
+        self.check_input(x)
+        for _, piece in self.trunk():
+            x = piece(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        """Feature maps of the levels in ``indices`` (positions in ``feature_info``)."""
+        self.check_input(x)
+        wanted = {self.feature_info[i].module: i for i in indices}
+        out: dict[int, torch.Tensor] = {}
+        for name, piece in self.trunk():
+            x = piece(x)
+            if name in wanted:
+                out[wanted[name]] = x
+                if len(out) == len(wanted):
+                    break
+        return [out[i] for i in indices]
+
+
+def resolve_out_indices(model: EdgeModel, out_indices: Sequence[int] | None) -> tuple[int, ...]:
+    n = len(model.feature_info)
+    if out_indices is None:
+        return tuple(range(n))
+    res = []
+    for i in out_indices:
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise ConfigError(f"out_indices {tuple(out_indices)} out of range: this model has {n} "
+                              f"feature levels (0..{n - 1})")
+        res.append(j)
+    return tuple(res)
+
+
+class FeatureModel(nn.Module):
+    """``features_only=True`` wrapper: returns the list of feature maps at ``out_indices``.
+
+    The wrapped trunk is kept whole (so weights load with the same keys); only the pieces up to
+    the deepest requested level run.
+    """
+
+    def __init__(self, model: EdgeModel, out_indices: Sequence[int] | None = None):
+        super().__init__()
+        self.out_indices = resolve_out_indices(model, out_indices)
+        self.model = model
+        self.feature_info = [model.feature_info[i] for i in self.out_indices]
+        self.spec = model.spec
+        self.input_config = model.input_config
+
+    @property
+    def channels(self) -> list[int]:
+        return [f.channels for f in self.feature_info]
+
+    @property
+    def reductions(self) -> list[int]:
+        return [f.reduction for f in self.feature_info]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, self.out_indices)

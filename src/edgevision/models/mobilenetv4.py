@@ -1,0 +1,73 @@
+"""MobileNetV4 conv small / medium / large: UIB stages over the shared MBNet network.
+
+Block forms (see blocks/uib.py): ``_ib`` inverted bottleneck, ``_xdw`` ExtraDW,
+``_cnx`` ConvNext-like, ``_ffn`` FFN. Counts follow timm (9.7 M for conv-medium where the
+paper says 9.2 M: the head conv is 1280 wide in the released checkpoints).
+"""
+from __future__ import annotations
+
+from ..registry import InputConfig, register
+from .mbnet import MBNet, MBNetSpec, Row
+
+
+def _xdw(c, a, k, e, s=1, r=1):  # ExtraDW: dw a x a, expand, dw k x k, project
+    return Row("uir", c, r, stride=s, start_kernel=a, kernel=k, expand=e)
+
+
+def _ib(c, k, e, s=1, r=1):  # inverted bottleneck: expand, dw k x k, project
+    return Row("uir", c, r, stride=s, kernel=k, expand=e)
+
+
+def _cnx(c, a, e, r=1):  # ConvNext-like: dw a x a, expand, project
+    return Row("uir", c, r, start_kernel=a, kernel=0, expand=e)
+
+
+def _ffn(c, e, r=1):  # FFN: expand, project
+    return Row("uir", c, r, kernel=0, expand=e)
+
+
+_HEAD = Row("cn", 960, kernel=1)
+_COMMON = dict(head_chs=1280, head_style="pool_conv_bn", head_scaling="fixed")
+
+MOBILENETV4_CONV_SMALL = MBNetSpec(
+    stages=(
+        (Row("cn", 32, stride=2), Row("cn", 32, kernel=1)),
+        (Row("cn", 96, stride=2), Row("cn", 64, kernel=1)),
+        (_xdw(96, 5, 5, 3, s=2), _ib(96, 3, 2, r=4), _cnx(96, 3, 4)),
+        (_xdw(128, 3, 3, 6, s=2), _xdw(128, 5, 5, 4), _ib(128, 5, 4), _ib(128, 5, 3), _ib(128, 3, 4, r=2)),
+        (_HEAD,),
+    ),
+    act="relu", stem_chs=32, **_COMMON,
+)
+
+MOBILENETV4_CONV_MEDIUM = MBNetSpec(
+    stages=(
+        (Row("er", 48, stride=2, expand=4),),
+        (_xdw(80, 3, 5, 4, s=2), _xdw(80, 3, 3, 2)),
+        (_xdw(160, 3, 5, 6, s=2), _xdw(160, 3, 3, 4, r=2), _xdw(160, 3, 5, 4), _xdw(160, 3, 3, 4),
+         _cnx(160, 3, 4), _ffn(160, 2), _cnx(160, 3, 4)),
+        (_xdw(256, 5, 5, 6, s=2), _xdw(256, 5, 5, 4), _xdw(256, 3, 5, 4, r=2), _ffn(256, 4),
+         _cnx(256, 3, 4), _xdw(256, 3, 5, 2), _xdw(256, 5, 5, 4), _ffn(256, 4, r=2), _cnx(256, 5, 2)),
+        (_HEAD,),
+    ),
+    act="relu", stem_chs=32, **_COMMON,
+)
+
+MOBILENETV4_CONV_LARGE = MBNetSpec(
+    stages=(
+        (Row("er", 48, stride=2, expand=4),),
+        (_xdw(96, 3, 5, 4, s=2), _xdw(96, 3, 3, 4)),
+        (_xdw(192, 3, 5, 4, s=2), _xdw(192, 3, 3, 4, r=3), _xdw(192, 3, 5, 4), _xdw(192, 5, 3, 4, r=5),
+         _cnx(192, 3, 4)),
+        (_xdw(512, 5, 5, 4, s=2, r=4), _cnx(512, 5, 4), _xdw(512, 5, 3, 4), _cnx(512, 5, 4, r=2),
+         _xdw(512, 5, 3, 4), _xdw(512, 5, 5, 4), _cnx(512, 5, 4, r=3)),
+        (_HEAD,),
+    ),
+    act="relu", stem_chs=24, **_COMMON,
+)
+
+for _name, _spec, _res, _crop in (("small", MOBILENETV4_CONV_SMALL, 224, 0.875),
+                                  ("medium", MOBILENETV4_CONV_MEDIUM, 256, 0.95),
+                                  ("large", MOBILENETV4_CONV_LARGE, 384, 0.95)):
+    register(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
+             InputConfig(input_size=(3, _res, _res), crop_pct=_crop, interpolation="bicubic"))

@@ -1,0 +1,5 @@
+"""Weights: safe file io and converters from other libraries' key layouts."""
+from .io import atomic_write, read_state_dict, save_weights
+from .load import load_weights
+
+__all__ = ["atomic_write", "read_state_dict", "save_weights", "load_weights"]

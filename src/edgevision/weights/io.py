@@ -1,0 +1,119 @@
+"""Safe weight-file io. Nothing here ever unpickles arbitrary objects: .safetensors files are read
+with safetensors, and .pth/.pt/.bin files with ``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..errors import WeightsError
+
+_NESTED_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module", "net")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    A crash or exception leaves the previous file (if any) untouched and no partial file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a state dict and its metadata (safetensors header metadata; {} for torch files).
+
+    Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``, EMA copies) and the
+    ``module.`` prefix of DataParallel/DDP are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weight file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                sd = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path} is not a readable .safetensors file ({e}); re-save or "
+                               f"re-download it") from None
+        return _strip_prefix(sd), meta
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"refused to load {path}: it contains Python objects other than tensors, which could "
+            f"execute code ({str(e).splitlines()[0][:160]}). Convert it to .safetensors in a trusted "
+            f"environment.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise WeightsError(f"{path} is not a readable PyTorch weight file ({str(e)[:160]}); it may "
+                           f"be truncated or of another format") from None
+    return _strip_prefix(_unwrap(obj, path)), {}
+
+
+def _unwrap(obj, path) -> dict[str, torch.Tensor]:
+    for _ in range(3):
+        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        if isinstance(obj, dict):
+            for key in _NESTED_KEYS:
+                if key in obj and isinstance(obj[key], dict):
+                    obj = obj[key]
+                    break
+            else:
+                break
+        else:
+            break
+    if isinstance(obj, dict):
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise WeightsError(f"{path} holds no state dict (found {type(obj).__name__} "
+                       f"{list(obj)[:5] if isinstance(obj, dict) else ''}); expected a mapping of "
+                       f"parameter names to tensors")
+
+
+def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in ("module.", "_orig_mod."):
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """Save ``model``'s weights as .safetensors with its name and input config in the metadata
+    (written atomically)."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"save_weights writes .safetensors files; got {path.name!r}")
+    inner = getattr(model, "model", model) if not hasattr(model, "spec") or not hasattr(model, "trunk") else model
+    sd = {k: v.detach().contiguous().clone() for k, v in inner.state_dict().items()}
+    meta = {"format": "edgevision", "model": str(getattr(inner, "model_name", "")),
+            "num_classes": str(getattr(inner, "num_classes", "")),
+            "in_chans": str(getattr(inner, "in_chans", ""))}
+    cfg = getattr(inner, "input_config", None)
+    if cfg is not None:
+        import dataclasses
+        meta["input_config"] = json.dumps(dataclasses.asdict(cfg))
+    with atomic_write(path, ".safetensors") as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+    return path

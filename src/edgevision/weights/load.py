@@ -1,0 +1,95 @@
+"""load_weights: read a file, detect/convert its layout, check it fits, load it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import WeightsError
+from .io import read_state_dict
+
+SOURCES = ("auto", "edgevision", "timm")
+
+
+@dataclass
+class LoadReport:
+    source: str
+    loaded: int
+    skipped: list[str] = field(default_factory=list)  # keys not loaded (strict=False only)
+    missing: list[str] = field(default_factory=list)  # model keys left at their init (strict=False)
+
+
+def _inner(model: nn.Module) -> nn.Module:
+    """The EdgeModel behind a features_only wrapper."""
+    return model.model if hasattr(model, "out_indices") and hasattr(model, "model") else model
+
+
+def detect_source(sd: dict, model: nn.Module, meta: dict) -> str:
+    if meta.get("format") == "edgevision":
+        return "edgevision"
+    own = set(model.state_dict())
+    if len(own & set(sd)) >= 0.9 * len(own):
+        return "edgevision"
+    from .timm import looks_like_timm
+    if looks_like_timm(sd, model):
+        return "timm"
+    raise WeightsError(
+        f"cannot tell which library wrote these weights (first keys: {list(sd)[:4]}); "
+        f"pass source= one of {', '.join(SOURCES[1:])}")
+
+
+def convert(sd: dict, model: nn.Module, source: str) -> dict:
+    if source == "edgevision":
+        return sd
+    if source == "timm":
+        from .timm import convert_timm
+        return convert_timm(sd, model)
+    raise WeightsError(f"unknown weights source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def check_fit(sd: dict, model: nn.Module, strict: bool, what: str) -> tuple[dict, list, list]:
+    """Compare keys and shapes; raise listing every problem (strict) or drop what does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [k for k in sd if k in own and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if strict and (missing or unexpected or mismatched):
+        name = getattr(model, "model_name", type(model).__name__)
+        parts = []
+        if mismatched:
+            parts.append("shape mismatch: " + ", ".join(
+                f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched[:5]))
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:4])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:4])})")
+        hint = " They look like weights of another architecture or variant." \
+            if len(missing) + len(mismatched) > 0.2 * len(own) else \
+            " To fine-tune with a different head, pass strict=False (or --num-classes)."
+        raise WeightsError(f"{what} do not fit {name}: " + "; ".join(parts) + "." + hint)
+    skipped = unexpected + mismatched
+    kept = {k: v for k, v in sd.items() if k in own and k not in mismatched}
+    return kept, skipped, missing
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto",
+                 strict: bool = True) -> LoadReport:
+    """Load weights from ``path`` into ``model`` (in place) and report what was loaded.
+
+    ``source``: "auto" (detect from the keys), "edgevision" or "timm". Files are read safely
+    (safetensors, or torch.load with weights_only=True). With ``strict=True`` every key and shape
+    must match; ``strict=False`` skips keys that do not fit (e.g. a classifier of another size).
+    """
+    if source not in SOURCES:
+        raise WeightsError(f"unknown weights source {source!r}; choose one of {', '.join(SOURCES)}")
+    target = _inner(model)
+    sd, meta = read_state_dict(path)
+    if source == "auto":
+        source = detect_source(sd, target, meta)
+    sd = convert(sd, target, source)
+    kept, skipped, missing = check_fit(sd, target, strict, f"weights in {os.fspath(path)!r} ({source})")
+    with torch.no_grad():
+        target.load_state_dict(kept, strict=strict)
+    return LoadReport(source, len(kept), skipped, missing)
