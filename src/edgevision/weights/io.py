@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -63,7 +62,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"refused to load {path}: it contains Python objects other than tensors, which could "
             f"execute code ({str(e).splitlines()[0][:160]}). Convert it to .safetensors in a trusted "
             f"environment.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+    except Exception as e:  # torch raises many kinds (KeyError, RuntimeError, EOFError...) on junk
         raise WeightsError(f"{path} is not a readable PyTorch weight file ({str(e)[:160]}); it may "
                            f"be truncated or of another format") from None
     return _strip_prefix(_unwrap(obj, path)), {}

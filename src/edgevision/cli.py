@@ -1,0 +1,126 @@
+"""Command-line interface: thin — parses arguments, calls the library, prints, sets the exit code.
+
+Errors that come from bad input (EdgeVisionError) are printed as one line on stderr with exit
+code 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .errors import EdgeVisionError
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def _table(rows: list[list[str]], header: list[str], right: set[int] = frozenset()) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    def line(r):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def cmd_models(args) -> int:
+    from .registry import get_entry, list_models
+    names = list_models(args.pattern, family=args.family)
+    if not names:
+        raise EdgeVisionError(f"no model matches pattern {args.pattern!r}"
+                              + (f" in family {args.family!r}" if args.family else ""))
+    rows = []
+    for n in names:
+        e = get_entry(n)
+        ref = e.reference
+        rows.append([n, e.family, _fmt_params(ref.params) if ref else "-",
+                     f"{ref.macs_millions:.1f}M" if ref else "-", str(e.input_config.resolution),
+                     f"{ref.top1:.1f}" if ref and ref.top1 is not None else "-"])
+    print(_table(rows, ["model", "family", "params", "MACs", "res", "top-1"], right={2, 3, 4, 5}))
+    print(f"\n{len(names)} models. params/MACs: exact counts at the listed resolution (tested); "
+          f"top-1: ImageNet-1k as published by the authors.")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .bench import count_macs
+    from .factory import count_params, create_model
+    import torch
+    with torch.device("meta"):
+        model = create_model(args.name)
+    print(f"{args.name}  (family {model.family})")
+    print(f"params: {count_params(model):,}   MACs @ {model.input_config.resolution}: "
+          f"{count_macs(model) / 1e6:,.1f}M")
+    cfg = model.input_config
+    print(f"input: {cfg.input_size}, mean {cfg.mean}, std {cfg.std}, {cfg.interpolation}, "
+          f"crop {cfg.crop_pct}, min size {cfg.min_size}")
+    print("\nspec:")
+    for f in dataclasses.fields(model.spec):
+        value = getattr(model.spec, f.name)
+        if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+            print(f"  {f.name}:")
+            for i, stage in enumerate(value):
+                print(f"    [{i}] " + "\n        ".join(_short(r) for r in stage))
+        else:
+            print(f"  {f.name}: {_short(value)}")
+    print("\nfeature_info (index, channels, reduction, module):")
+    for fi in model.feature_info:
+        print(f"  {fi.index}  {fi.channels:5d}  /{fi.reduction:<3d} {fi.module}")
+    return 0
+
+
+def _short(value) -> str:
+    """A dataclass shown with only its non-default fields."""
+    if dataclasses.is_dataclass(value):
+        parts = []
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if f.default is dataclasses.MISSING or v != f.default:
+                parts.append(f"{f.name}={v!r}")
+        return f"{type(value).__name__}({', '.join(parts)})"
+    return repr(value)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
+                                "from PyTorch to deployment.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="list models with params, MACs, resolution, published top-1")
+    m.add_argument("pattern", nargs="?", help="wildcard or substring, e.g. 'efficientnet_b*' or lite")
+    m.add_argument("--family", help="only this family (e.g. mobilenetv3, efficientnet, convnext)")
+    m.set_defaults(fn=cmd_models)
+    i = sub.add_parser("info", help="show a model's spec, stages and feature_info")
+    i.add_argument("name")
+    i.set_defaults(fn=cmd_info)
+    d = sub.add_parser("demo", help="the main job: model table and a latency table on this machine")
+    d.add_argument("--models", default="mobilenetv3_small_100,mobilenetv3_large_100,"
+                   "mobilenetv4_conv_small,tf_efficientnet_lite0,efficientnet_b0",
+                   help="comma-separated models to time")
+    d.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EdgeVisionError as e:
+        print(f"edgevision: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` etc.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("edgevision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+import subprocess
+import sys
+
+import pytest
+
+from edgevision.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgevision", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_models_table_lists_family(capsys):
+    assert main(["models", "--family", "efficientnet_lite"]) == 0
+    out = capsys.readouterr().out
+    for i in range(5):
+        assert f"tf_efficientnet_lite{i}" in out
+    assert "4.65M" in out and "385.2M" in out and "75.1" in out  # params, MACs, top-1 of lite0
+
+
+def test_models_pattern(capsys):
+    assert main(["models", "mobilenetv2_1*"]) == 0
+    out = capsys.readouterr().out
+    assert "mobilenetv2_100" in out and "mobilenetv2_140" in out and "mobilenetv2_050" not in out
+
+
+def test_info_shows_spec_and_feature_info(capsys):
+    assert main(["info", "efficientnet_b0"]) == 0
+    out = capsys.readouterr().out
+    assert "5,288,548" in out and "385.8M" in out
+    assert "feature_info" in out and "stages.6" in out and "/32" in out
+    assert "Row(kind='ir'" in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["info", "efficientnet_b9"], "Did you mean"),
+    (["models", "--family", "nope"], "unknown family"),
+    (["models", "zzzz"], "no model matches"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+
+
+def test_demo_runs_and_prints_latency():
+    r = run_cli("demo", "--models", "mobilenetv3_small_075", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "mobilenetv3_small_075" in r.stdout and "ms (median)" in r.stdout
+    assert "ISA:" in r.stdout
