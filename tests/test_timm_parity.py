@@ -26,7 +26,9 @@ def _timm_and_ours(name, tmp_path, fmt):
         save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
     else:
         torch.save(ref.state_dict(), path)
-    ours = ev.create_model(name).eval()
+    # same memory layout as timm: the check is about the conversion, not about NHWC kernels
+    # summing in another order (that is covered by test_channels_last_matches_nchw)
+    ours = ev.create_model(name, channels_last=False).eval()
     report = ev.load_weights(ours, path, source="timm")
     assert report.source == "timm" and not report.skipped
     return ref, ours
@@ -60,3 +62,16 @@ def test_auto_detects_timm_layout(tmp_path):
     torch.save(ref.state_dict(), tmp_path / "w.pth")
     ours = ev.create_model("mobilenetv3_small_100").eval()
     assert ev.load_weights(ours, tmp_path / "w.pth").source == "timm"
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_large_100", "efficientnet_b0", "mobilenetv4_conv_small"])
+def test_channels_last_matches_nchw(name):
+    """The NHWC default only changes the summation order inside kernels."""
+    torch.manual_seed(0)
+    nchw = randomize_bn(ev.create_model(name, channels_last=False)).eval()
+    nhwc = ev.create_model(name, channels_last=True).eval()
+    nhwc.load_state_dict(nchw.state_dict())
+    x = torch.randn(2, 3, 160, 192)
+    with torch.no_grad():
+        a, b = nchw(x), nhwc(x)
+    assert (a - b).abs().max().item() <= 1e-5 * max(1.0, a.abs().max().item())

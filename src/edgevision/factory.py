@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
+import torch
 from torch import nn
 
 from .errors import ConfigError
@@ -13,13 +14,16 @@ from .registry import get_entry
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, drop_rate: float | None = None,
                  drop_path_rate: float = 0.0, features_only: bool = False,
-                 out_indices: Sequence[int] | None = None, **spec_overrides: Any) -> nn.Module:
+                 out_indices: Sequence[int] | None = None, channels_last: bool | None = None,
+                 **spec_overrides: Any) -> nn.Module:
     """Build a registered model with random weights.
 
     ``spec_overrides`` replace fields of the variant's spec (``model.spec``), e.g.
     ``create_model("efficientnet_b0", act="relu")``. ``drop_rate`` defaults to the variant's
     usual classifier dropout. With ``features_only=True`` the model returns a list of feature maps
-    (levels ``out_indices`` of ``feature_info``) instead of logits.
+    (levels ``out_indices`` of ``feature_info``) instead of logits. ``channels_last`` (default:
+    the family's choice, True where it is faster on CPU) stores the weights in NHWC layout and
+    converts inputs on entry; results are the same either way.
     """
     entry = get_entry(name)
     spec = entry.spec
@@ -42,6 +46,9 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, drop_rat
                                              min_size=model.min_input_size)
     model.model_name = name
     model.family = entry.family
+    model.channels_last = entry.channels_last if channels_last is None else bool(channels_last)
+    if model.channels_last:
+        model.to(memory_format=torch.channels_last)
     if features_only:
         return FeatureModel(model, out_indices)
     if out_indices is not None:

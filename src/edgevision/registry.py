@@ -59,6 +59,7 @@ class ModelEntry:
     input_config: InputConfig
     default_kwargs: dict = field(default_factory=dict)  # e.g. drop_rate used in training recipes
     description: str = ""
+    channels_last: bool = False  # run in NHWC memory layout by default (faster on CPU for this family)
 
     @property
     def reference(self) -> ReferenceFigures | None:
@@ -69,7 +70,8 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register(name: str, family: str, spec: Any, builder: Callable[..., Any],
-             input_config: InputConfig | None = None, description: str = "", **default_kwargs) -> None:
+             input_config: InputConfig | None = None, description: str = "",
+             channels_last: bool = False, **default_kwargs) -> None:
     """Register a model variant. Duplicate names are refused."""
     if name in _REGISTRY:
         raise ValueError(f"model name {name!r} is already registered (family {_REGISTRY[name].family})")
@@ -78,7 +80,7 @@ def register(name: str, family: str, spec: Any, builder: Callable[..., Any],
         res = ref.resolution if ref else 224
         input_config = InputConfig(input_size=(3, res, res))
     _REGISTRY[name] = ModelEntry(name, family, spec, builder, input_config, dict(default_kwargs),
-                                 description)
+                                 description, channels_last)
 
 
 def _ensure_loaded() -> None:

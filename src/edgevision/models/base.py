@@ -44,6 +44,7 @@ class EdgeModel(nn.Module):
     num_classes: int
     num_features: int  # width of the pre-logits vector (what forward_head(pre_logits=True) returns)
     min_input_size: int = 32  # smallest height/width accepted
+    channels_last: bool = False  # convert inputs to NHWC (set by create_model with the weights)
 
     def trunk(self) -> list[tuple[str, nn.Module]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,9 +74,16 @@ class EdgeModel(nn.Module):
                 f"input {h}x{w} is too small: height and width must be at least "
                 f"{self.min_input_size} pixels")
 
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Check the input and bring it to the model's memory layout."""
+        self.check_input(x)
+        if self.channels_last and not _is_exporting():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Run the trunk; returns the last feature map (N, C, H', W')."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         for _, piece in self.trunk():
             x = piece(x)
         return x
@@ -85,7 +93,7 @@ class EdgeModel(nn.Module):
 
     def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
         """Feature maps of the levels in ``indices`` (positions in ``feature_info``)."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         wanted = {self.feature_info[i].module: i for i in indices}
         out: dict[int, torch.Tensor] = {}
         for name, piece in self.trunk():

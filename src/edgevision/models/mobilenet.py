@@ -64,9 +64,9 @@ MOBILENET_V3_SMALL = MBNetSpec(
 _RES224 = InputConfig(input_size=(3, 224, 224), interpolation="bilinear")
 
 for _w, _tag in ((1.0, "100"), (1.25, "125")):
-    register(f"mobilenetv1_{_tag}", "mobilenetv1", MOBILENET_V1.scaled(width=_w), MBNet, _RES224)
+    register(f"mobilenetv1_{_tag}", "mobilenetv1", MOBILENET_V1.scaled(width=_w), MBNet, _RES224, channels_last=True)
 for _w, _tag in ((0.35, "035"), (0.5, "050"), (0.75, "075"), (1.0, "100"), (1.4, "140")):
-    register(f"mobilenetv2_{_tag}", "mobilenetv2", MOBILENET_V2.scaled(width=_w), MBNet, _RES224)
+    register(f"mobilenetv2_{_tag}", "mobilenetv2", MOBILENET_V2.scaled(width=_w), MBNet, _RES224, channels_last=True)
 for _base, _kind in ((MOBILENET_V3_LARGE, "large"), (MOBILENET_V3_SMALL, "small")):
     for _w, _tag in ((0.75, "075"), (1.0, "100")):
-        register(f"mobilenetv3_{_kind}_{_tag}", "mobilenetv3", _base.scaled(width=_w), MBNet, _RES224)
+        register(f"mobilenetv3_{_kind}_{_tag}", "mobilenetv3", _base.scaled(width=_w), MBNet, _RES224, channels_last=True)
