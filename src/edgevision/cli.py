@@ -87,6 +87,26 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _load_model(name: str, weights: str | None, num_classes: int | None = None):
+    from .factory import create_model
+    from .weights import load_weights
+    model = create_model(name, **({"num_classes": num_classes} if num_classes is not None else {}))
+    if weights:
+        load_weights(model, weights)
+    return model.eval()
+
+
+def cmd_export(args) -> int:
+    from .deploy.export import export
+    model = _load_model(args.name, args.weights, args.num_classes)
+    res = tuple(args.resolution) if args.resolution else None
+    report = export(model, args.output, fmt=args.format, resolution=res,
+                    dynamic_batch=args.dynamic_batch, opset=args.opset, exporter=args.exporter,
+                    atol=args.atol)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
                                 "from PyTorch to deployment.")
@@ -98,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show a model's spec, stages and feature_info")
     i.add_argument("name")
     i.set_defaults(fn=cmd_info)
+    e = sub.add_parser("export", help="reparameterize, export to ONNX/OpenVINO, verify against PyTorch")
+    e.add_argument("name")
+    e.add_argument("-o", "--output", required=True, help="output file (.onnx, or .xml for openvino)")
+    e.add_argument("--weights", help="weight file to load first (else random weights)")
+    e.add_argument("--num-classes", type=int, help="classifier size, if the weights have another")
+    e.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
+    e.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"))
+    e.add_argument("--dynamic-batch", action="store_true")
+    e.add_argument("--opset", type=int, default=18)
+    e.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
+    e.add_argument("--atol", type=float, default=1e-4, help="max abs logit difference allowed")
+    e.set_defaults(fn=cmd_export)
     d = sub.add_parser("demo", help="the main job: model table and a latency table on this machine")
     d.add_argument("--models", default="mobilenetv3_small_100,mobilenetv3_large_100,"
                    "mobilenetv4_conv_small,tf_efficientnet_lite0,efficientnet_b0",

@@ -70,3 +70,11 @@ class ConvNormAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
+
+    def reparameterize(self) -> nn.Module:
+        """Fold the BatchNorm into the conv (inference only); idempotent."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            from .reparam import fuse_conv_bn
+            self.conv = fuse_conv_bn(self.conv, self.bn)
+            self.bn = nn.Identity()
+        return self

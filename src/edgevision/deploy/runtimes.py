@@ -1,0 +1,91 @@
+"""Thin, uniform wrappers over the inference runtimes (onnxruntime, OpenVINO).
+
+Each wrapper states the precision that actually runs: OpenVINO picks bf16 by itself on CPUs
+that support it, so fp32 is forced explicitly and read back from the compiled model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, EdgeVisionError
+
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+class RuntimeMissing(EdgeVisionError):
+    pass
+
+
+def _require(module: str, pip_name: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise RuntimeMissing(f"{module} is not installed; install it with "
+                             f"`.venv/bin/pip install {pip_name}`") from None
+
+
+@dataclass
+class Session:
+    runtime: str
+    precision: str  # what actually runs: "fp32", "bf16", "int8 (QDQ)", ...
+    _run: object
+    input_name: str = "input"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def ort_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") -> Session:
+    ort = _require("onnxruntime", "onnxruntime")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise EdgeVisionError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+    name = sess.get_inputs()[0].name
+    return Session("onnxruntime", precision, lambda x: sess.run(None, {name: x})[0], name)
+
+
+def openvino_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") -> Session:
+    ov = _require("openvino", "openvino")
+    core = ov.Core()
+    hint = {"fp32": "f32", "bf16": "bf16"}.get(precision)
+    if hint is None and not precision.startswith("int8"):
+        raise ConfigError(f"unknown OpenVINO precision {precision!r}; use fp32 or bf16")
+    cfg = {"PERFORMANCE_HINT": "LATENCY"}
+    if hint:
+        cfg["INFERENCE_PRECISION_HINT"] = hint
+    if threads:
+        cfg["INFERENCE_NUM_THREADS"] = threads
+    try:
+        compiled = core.compile_model(str(path), "CPU", cfg)
+    except Exception as e:
+        raise EdgeVisionError(f"OpenVINO cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+    actual = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    ran = {"float32": "fp32", "f32": "fp32", "bf16": "bf16"}.get(actual.split("'")[-2] if "'" in actual else actual, actual)
+    if precision.startswith("int8"):
+        ran = f"int8 (non-quantized ops in {ran})"
+    elif ran != precision:
+        raise EdgeVisionError(f"OpenVINO ran {ran} although {precision} was requested; this CPU "
+                              f"may not support {precision}")
+    request = compiled.create_infer_request()
+    out = compiled.outputs[0]
+
+    def run(x):
+        return request.infer({0: x})[out]
+    return Session("openvino", ran, run)
+
+
+def open_session(path, runtime: str = "onnxruntime", threads: int = 0, precision: str = "fp32") -> Session:
+    if runtime == "onnxruntime":
+        return ort_session(path, threads, precision)
+    if runtime == "openvino":
+        return openvino_session(path, threads, precision)
+    raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

@@ -1,0 +1,68 @@
+"""Reparameterization and export, registry-wide, with randomized BN statistics."""
+import numpy as np
+import pytest
+import torch
+
+import edgevision as ev
+from edgevision.deploy import reparameterize
+from edgevision.deploy.export import ExportError, export
+from edgevision.errors import ConfigError
+
+from conftest import ALL_MODELS, heavy_param, randomize_bn, small_size
+
+
+@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+def test_reparameterize_keeps_outputs(name):
+    torch.manual_seed(0)
+    model = randomize_bn(ev.create_model(name)).eval()
+    s = small_size(name)
+    fused = reparameterize(model, input_size=(s, s + 32))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()), "BN left unfused"
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "original was modified"
+    x = torch.randn(2, 3, s + 32, s)
+    with torch.no_grad():
+        a, b = model(x), fused(x)
+    assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+    again = reparameterize(fused, input_size=(s, s))  # idempotent
+    with torch.no_grad():
+        assert torch.allclose(again(x), b, atol=1e-6)
+
+
+def test_reparameterize_refuses_training_mode():
+    with pytest.raises(ConfigError, match="eval"):
+        reparameterize(ev.create_model("mobilenetv3_small_075").train())
+
+
+@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+def test_every_model_exports_to_onnx_and_matches(name, tmp_path):
+    torch.manual_seed(0)
+    model = randomize_bn(ev.create_model(name)).eval()
+    s = small_size(name)
+    report = export(model, tmp_path / "m.onnx", resolution=(s, s))
+    assert report.path.exists() and report.precision == "fp32"
+    assert report.max_abs_diff.keys() == {"random", "image"}
+
+
+def test_dynamic_batch_and_openvino(tmp_path):
+    pytest.importorskip("openvino")
+    model = randomize_bn(ev.create_model("tf_efficientnet_lite0")).eval()
+    r = export(model, tmp_path / "m.onnx", resolution=(96, 128), dynamic_batch=True)
+    from edgevision.deploy.runtimes import open_session
+    sess = open_session(r.path)
+    x = torch.randn(3, 3, 96, 128)
+    with torch.no_grad():
+        assert np.abs(sess(x.numpy()) - model(x).numpy()).max() <= 1e-4
+    ov = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(96, 96))
+    assert ov.precision == "fp32" and (tmp_path / "m.bin").exists()
+
+
+def test_failed_verification_writes_nothing(tmp_path):
+    model = ev.create_model("mobilenetv3_small_075").eval()
+    with pytest.raises(ExportError, match="nothing was written"):
+        export(model, tmp_path / "m.onnx", resolution=(64, 64), atol=0.0 - 1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_format(tmp_path):
+    with pytest.raises(ConfigError, match="unsupported format"):
+        export(ev.create_model("mobilenetv3_small_075"), tmp_path / "m.tflite", fmt="tflite")
