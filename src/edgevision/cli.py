@@ -107,6 +107,42 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import ProgressiveConfig, TrainConfig, train
+    prog = None
+    if args.progressive:
+        prog = ProgressiveConfig(stages=args.prog_stages, size_start=args.prog_size[0],
+                                 size_end=args.prog_size[1], dropout_start=args.prog_dropout[0],
+                                 dropout_end=args.prog_dropout[1], randaug_start=args.prog_randaug[0],
+                                 randaug_end=args.prog_randaug[1], mixup_start=args.prog_mixup[0],
+                                 mixup_end=args.prog_mixup[1])
+    cfg = TrainConfig(
+        model=args.model, out=args.out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.opt, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, resolution=args.resolution, train_size=args.train_size,
+        val_size=args.val_size, drop_path_rate=args.drop_path, drop_rate=args.drop, ema_decay=args.ema,
+        mixup=args.mixup, cutmix=args.cutmix, randaug=args.randaug, grad_clip=args.grad_clip,
+        channels_last=not args.no_channels_last, bf16=args.bf16, compile=args.compile,
+        workers=args.workers, seed=args.seed, weights=args.weights, resume=args.resume,
+        stop_after_epochs=args.stop_after_epochs, teacher=args.teacher,
+        teacher_weights=args.teacher_weights, distill=args.distill, alpha=args.alpha,
+        temperature=args.temperature, progressive=prog, warmup_epochs=args.warmup_epochs)
+    res = train(cfg)
+    if res:
+        print(f"done: best val top-1 {res['best_top1']:.2f}%  weights: {args.out}/best.safetensors  "
+              f"curves: {args.out}/curves.png")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .train.loop import run_eval
+    res = run_eval(args.model, args.weights, args.data, args.resolution, val_size=args.val_size,
+                   out_png=args.confusion)
+    print(f"{args.model}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  ({res['n']} images)"
+          + (f"  confusion matrix: {args.confusion}" if args.confusion else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
                                 "from PyTorch to deployment.")
@@ -130,6 +166,55 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     e.add_argument("--atol", type=float, default=1e-4, help="max abs logit difference allowed")
     e.set_defaults(fn=cmd_export)
+    t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)")
+    t.add_argument("--model", required=True)
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--data", default="embedded", help="'embedded' or a folder with train/ and val/")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--opt", choices=["adamw", "sgd"], default="adamw")
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--warmup-epochs", type=float, default=1.0)
+    t.add_argument("--label-smoothing", type=float, default=0.1)
+    t.add_argument("--resolution", type=int)
+    t.add_argument("--train-size", type=int, default=6000, help="embedded: images per epoch")
+    t.add_argument("--val-size", type=int, default=1200, help="embedded: validation images")
+    t.add_argument("--drop-path", type=float, default=0.0)
+    t.add_argument("--drop", type=float, help="classifier dropout")
+    t.add_argument("--ema", type=float, default=0.0, help="EMA decay, e.g. 0.999 (0: off)")
+    t.add_argument("--mixup", type=float, default=0.0)
+    t.add_argument("--cutmix", type=float, default=0.0)
+    t.add_argument("--randaug", type=int, default=0, help="RandAugment magnitude (0: off)")
+    t.add_argument("--grad-clip", type=float, default=0.0)
+    t.add_argument("--no-channels-last", action="store_true")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--weights", help="initial weights for fine-tuning")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--stop-after-epochs", type=int, help=argparse.SUPPRESS)
+    t.add_argument("--teacher", help="teacher model for knowledge distillation")
+    t.add_argument("--teacher-weights")
+    t.add_argument("--distill", choices=["soft", "hard"], default="soft")
+    t.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation loss")
+    t.add_argument("--temperature", type=float, default=4.0)
+    t.add_argument("--progressive", action="store_true", help="EfficientNetV2 progressive learning")
+    t.add_argument("--prog-stages", type=int, default=4)
+    t.add_argument("--prog-size", type=int, nargs=2, default=[64, 96], metavar=("START", "END"))
+    t.add_argument("--prog-dropout", type=float, nargs=2, default=[0.0, 0.2], metavar=("START", "END"))
+    t.add_argument("--prog-randaug", type=int, nargs=2, default=[0, 9], metavar=("START", "END"))
+    t.add_argument("--prog-mixup", type=float, nargs=2, default=[0.0, 0.0], metavar=("START", "END"))
+    t.set_defaults(fn=cmd_train)
+    v = sub.add_parser("eval", help="top-1/top-5 and a confusion matrix of trained weights")
+    v.add_argument("--model", required=True)
+    v.add_argument("--weights", required=True)
+    v.add_argument("--data", default="embedded")
+    v.add_argument("--resolution", type=int)
+    v.add_argument("--val-size", type=int, default=1200)
+    v.add_argument("--confusion", help="write the confusion matrix PNG here")
+    v.set_defaults(fn=cmd_eval)
     d = sub.add_parser("demo", help="the main job: model table and a latency table on this machine")
     d.add_argument("--models", default="mobilenetv3_small_100,mobilenetv3_large_100,"
                    "mobilenetv4_conv_small,tf_efficientnet_lite0,efficientnet_b0",
