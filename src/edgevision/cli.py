@@ -128,7 +128,7 @@ def cmd_train(args) -> int:
         teacher_weights=args.teacher_weights, distill=args.distill, alpha=args.alpha,
         temperature=args.temperature, progressive=prog, warmup_epochs=args.warmup_epochs)
     res = train(cfg)
-    if res:
+    if "best_top1" in res:  # rank 0 (other ranks of a torchrun job return no metrics)
         print(f"done: best val top-1 {res['best_top1']:.2f}%  weights: {args.out}/best.safetensors  "
               f"curves: {args.out}/curves.png")
     return 0

@@ -36,11 +36,21 @@ class ImageFolderDataset(Dataset):
         idx = {c: i for i, c in enumerate(self.classes)}
         self.samples = [(p, idx[p.relative_to(self.root).parts[0]]) for p in find_images(self.root)
                         if p.relative_to(self.root).parts[0] in idx]
+        self.skipped = 0
+        readable = []
+        for path, label in self.samples:  # header check only: cheap, catches non-images early
+            try:
+                with Image.open(path):
+                    pass
+                readable.append((path, label))
+            except (OSError, UnidentifiedImageError, ValueError) as e:
+                self.skipped += 1
+                warnings.warn(f"skipping unreadable image {path}: {e}")
+        self.samples = readable
         if not self.samples:
-            raise EdgeVisionError(f"data folder {str(self.root)!r} contains no images "
+            raise EdgeVisionError(f"data folder {str(self.root)!r} contains no readable images "
                                   f"({', '.join(IMAGE_EXTS)})")
         self.transform = transform
-        self.skipped = 0
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -54,3 +54,17 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def ranks_agree(model: torch.nn.Module, info: DistInfo) -> bool:
+    """True if every rank holds the same trainable weights (a float64 checksum per parameter).
+
+    BN running statistics are buffers: DDP re-broadcasts them from rank 0 before each forward,
+    so after the last step they legitimately differ; rank 0's are the ones saved."""
+    if not info.enabled:
+        return True
+    with torch.no_grad():
+        local = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    gathered = [torch.zeros_like(local) for _ in range(info.world_size)]
+    dist.all_gather(gathered, local)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])

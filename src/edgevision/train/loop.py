@@ -142,6 +142,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if key not in datasets:
             tr, va, _ = build_datasets(cfg.data, cfg_in, v["size"], v["randaug"], cfg.train_size,
                                        cfg.val_size, cfg.seed)
+            skipped = getattr(tr, "skipped", 0) + getattr(va, "skipped", 0)
+            if skipped and main and not datasets:
+                log(f"warning: skipped {skipped} unreadable image(s) in {cfg.data}")
             datasets[key] = (tr, va)
         return datasets[key]
 
@@ -263,6 +266,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ran += 1
         if cfg.stop_after_epochs is not None and ran >= cfg.stop_after_epochs:
             break
+    if info.enabled:
+        agree = D.ranks_agree(model, info)
+        if main:
+            log(f"distributed: {info.world_size} ranks, weights identical on all ranks: {agree}")
+        result["ranks_agree"] = agree
     D.cleanup(info)
     return result
 
