@@ -143,6 +143,16 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from .deploy.quantize import quantize
+    report = quantize(args.model, args.output, calib=args.calib, images=args.images,
+                      runtime=args.runtime, per_channel=not args.per_tensor,
+                      keep_first_last=args.keep_first_last, exclude_ops=args.exclude_ops,
+                      method=args.method, held_out=args.held_out, transformer=args.transformer)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
                                 "from PyTorch to deployment.")
@@ -166,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     e.add_argument("--atol", type=float, default=1e-4, help="max abs logit difference allowed")
     e.set_defaults(fn=cmd_export)
+    q = sub.add_parser("quantize", help="static INT8 quantization of an exported ONNX model, measured")
+    q.add_argument("model", help="fp32 .onnx written by `edgevision export`")
+    q.add_argument("-o", "--output", required=True, help=".onnx (onnxruntime) or .xml (openvino)")
+    q.add_argument("--calib", default="embedded", help="'embedded' or a folder of images")
+    q.add_argument("--images", type=int, default=64, help="calibration images")
+    q.add_argument("--held-out", type=int, default=200, help="images for the agreement check")
+    q.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime")
+    q.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
+    q.add_argument("--keep-first-last", action="store_true", help="stem conv and classifier in fp32")
+    q.add_argument("--exclude-ops", nargs="*", default=[], help="op types kept in fp32, e.g. Softmax")
+    q.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
+    q.set_defaults(fn=cmd_quantize)
     t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)")
     t.add_argument("--model", required=True)
     t.add_argument("--out", required=True, help="run directory")

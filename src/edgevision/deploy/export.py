@@ -100,6 +100,7 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
             raise ExportError(f"ONNX export of {getattr(model, 'model_name', '?')} failed: "
                               f"{str(e).splitlines()[0][:300]}") from e
         import onnx
+        _add_metadata(onnx_path, model, resolution, dynamic_batch)
         onnx.checker.check_model(str(onnx_path), full_check=True)
         if fmt == "openvino":
             import openvino as ov
@@ -126,6 +127,45 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                                           f"max abs diff {diff:.3g} > {tol:.3g}; nothing was written")
         report.size_bytes = _install(art, out, fmt)
     return report
+
+
+def _add_metadata(path: Path, model: nn.Module, resolution, dynamic_batch: bool) -> None:
+    """Record the model name, preprocessing and resolution in the ONNX file, so later steps
+    (quantize, bench, predict) prepare inputs the way the model expects."""
+    import dataclasses
+    import json
+
+    import onnx
+    m = onnx.load(str(path))
+    meta = {"edgevision_model": getattr(model, "model_name", ""),
+            "input_config": json.dumps(dataclasses.asdict(model.input_config)),
+            "resolution": json.dumps(list(resolution)), "dynamic_batch": str(bool(dynamic_batch)),
+            "num_classes": str(getattr(model, "num_classes", ""))}
+    for k, v in meta.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(m, str(path))
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The edgevision metadata of an exported ONNX file ({} if it has none)."""
+    import json
+
+    import onnx
+    from ..registry import InputConfig
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ExportError(f"{path} is not a readable ONNX model ({str(e).splitlines()[0][:160]})") from None
+    props = {p.key: p.value for p in m.metadata_props}
+    if "input_config" not in props:
+        return {}
+    cfg = json.loads(props["input_config"])
+    cfg["input_size"] = tuple(cfg["input_size"])
+    cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+    return {"model": props.get("edgevision_model", ""), "input_config": InputConfig(**cfg),
+            "resolution": tuple(json.loads(props["resolution"])),
+            "dynamic_batch": props.get("dynamic_batch") == "True"}
 
 
 def _install(art: Path, out: Path, fmt: str) -> int:

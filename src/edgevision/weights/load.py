@@ -89,7 +89,33 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     if source == "auto":
         source = detect_source(sd, target, meta)
     sd = convert(sd, target, source)
-    kept, skipped, missing = check_fit(sd, target, strict, f"weights in {os.fspath(path)!r} ({source})")
+    what = f"weights in {os.fspath(path)!r} ({source})"
+    saved_for = meta.get("model")
+    if saved_for and saved_for != getattr(target, "model_name", saved_for):
+        what += f", saved from model {saved_for!r},"
+    kept, skipped, missing = check_fit(sd, target, strict, what)
     with torch.no_grad():
         target.load_state_dict(kept, strict=strict)
+    _adopt_input_config(model, target, meta)
     return LoadReport(source, len(kept), skipped, missing)
+
+
+def _adopt_input_config(model: nn.Module, target: nn.Module, meta: dict) -> None:
+    """The weights' preprocessing travels with them: an input_config in the file's metadata
+    (resolution, mean/std, interpolation, crop) replaces the architecture's default."""
+    import dataclasses
+    import json
+    raw = meta.get("input_config")
+    if not raw or not hasattr(target, "input_config"):
+        return
+    try:
+        d = json.loads(raw)
+        d["input_size"], d["mean"], d["std"] = tuple(d["input_size"]), tuple(d["mean"]), tuple(d["std"])
+        cfg = dataclasses.replace(target.input_config, **d)
+    except (ValueError, TypeError, KeyError):
+        return
+    if cfg.input_size[0] != target.input_config.input_size[0]:
+        return
+    target.input_config = cfg
+    if model is not target:
+        model.input_config = cfg

@@ -1,0 +1,211 @@
+"""Reduced precision: static INT8 (onnxruntime QDQ or OpenVINO/NNCF), and bf16 where the runtime
+supports it, each measured for size, speed and agreement with fp32 on held-out images.
+
+Recipe defaults (see docs/deploy.md for the measurements behind them): per-channel weights
+(per-tensor collapses depthwise convs), unsigned 8-bit activations, signed weights, MinMax
+calibration over N images with the model's own preprocessing. ``keep_first_last`` leaves the
+stem conv and the classifier in fp32; ``exclude_ops`` keeps whole op types (e.g. Softmax) in fp32.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, EdgeVisionError
+from ..images import preprocess
+from ..weights.io import atomic_write
+from .export import read_metadata
+from .runtimes import RUNTIMES, RuntimeMissing, open_session
+
+
+class QuantizeError(EdgeVisionError):
+    pass
+
+
+@dataclass
+class QuantReport:
+    path: Path
+    runtime: str
+    precision: str
+    calib_images: int
+    size_ratio: float  # fp32 bytes / quantized bytes
+    speedup: dict = field(default_factory=dict)  # batch -> fp32 ORT latency / quantized latency
+    latency_ms: dict = field(default_factory=dict)  # batch -> (fp32 ms, quantized ms)
+    top1_agreement: float = float("nan")  # % of held-out images with the same fp32/quantized argmax
+    logit_drift: float = float("nan")  # mean |fp32 - quantized| logit difference
+    held_out: int = 0
+
+    def summary(self) -> str:
+        sp = ", ".join(f"bs{b} {v:.2f}x ({self.latency_ms[b][0]:.2f} -> {self.latency_ms[b][1]:.2f} ms)"
+                       for b, v in self.speedup.items())
+        return (f"{self.path}: {self.runtime} {self.precision}; size 1/{self.size_ratio:.2f}; "
+                f"speed vs onnxruntime fp32: {sp}; top-1 agreement {self.top1_agreement:.2f}% and "
+                f"mean logit drift {self.logit_drift:.4f} on {self.held_out} held-out images; "
+                f"calibrated on {self.calib_images} images")
+
+
+def calibration_images(source: str, cfg, resolution, n: int, split: str = "calib") -> np.ndarray:
+    """(n, C, H, W) float32 preprocessed images from the embedded dataset or a folder."""
+    from ..datasets import EmbeddedShapes, find_images
+    if n < 1:
+        raise ConfigError("--images must be at least 1")
+    if source == "embedded":
+        ds = EmbeddedShapes(split, n, resolution=max(resolution) + 32)
+        imgs = [preprocess(ds.image(i)[0], cfg, resolution) for i in range(n)]
+    else:
+        from PIL import Image
+        paths = find_images(source)
+        if not paths:
+            raise QuantizeError(f"calibration folder {source!r} contains no images; point --calib at a "
+                                f"folder of .jpg/.png images or use --calib embedded")
+        imgs = []
+        for p in paths:
+            try:
+                with Image.open(p) as im:
+                    imgs.append(preprocess(im, cfg, resolution))
+            except OSError:
+                continue
+            if len(imgs) >= n:
+                break
+        if not imgs:
+            raise QuantizeError(f"no readable image in calibration folder {source!r}")
+    return torch.stack(imgs).numpy().astype(np.float32)
+
+
+def _first_last_nodes(onnx_path: Path) -> list[str]:
+    import onnx
+    g = onnx.load(str(onnx_path)).graph
+    convs = [n.name for n in g.node if n.op_type == "Conv"]
+    heads = [n.name for n in g.node if n.op_type in ("Gemm", "MatMul")]
+    return ([convs[0]] if convs else []) + ([heads[-1]] if heads else [])
+
+
+def _ort_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool, keep_first_last: bool,
+              exclude_ops: list[str], method: str) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    with tempfile.TemporaryDirectory() as d:
+        pre = Path(d) / "pre.onnx"
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        except Exception:
+            pre = src
+        methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                   "entropy": CalibrationMethod.Entropy}
+        if method not in methods:
+            raise ConfigError(f"unknown calibration method {method!r}; use {', '.join(methods)}")
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                        nodes_to_exclude=_first_last_nodes(pre) if keep_first_last else [],
+                        op_types_to_quantize=None,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "OpTypesToExcludeOutputQuantization": exclude_ops or []})
+
+
+def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: bool,
+                   exclude_ops: list[str], transformer: bool) -> None:
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        raise RuntimeMissing("OpenVINO INT8 needs openvino and nncf: `.venv/bin/pip install openvino nncf`") from None
+    model = ov.convert_model(str(src))
+    ignored = None
+    names = _first_last_nodes(src) if keep_first_last else []
+    if names or exclude_ops:
+        ignored = nncf.IgnoredScope(names=names, types=list(exclude_ops), validate=False)
+    kwargs = dict(subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED if transformer
+                  else nncf.QuantizationPreset.PERFORMANCE)
+    if transformer:
+        kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+    if ignored is not None:
+        kwargs["ignored_scope"] = ignored
+    import logging
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    q = nncf.quantize(model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]), **kwargs)
+    ov.save_model(q, str(dst), compress_to_fp16=False)
+
+
+def _latency(sess, x: np.ndarray, budget_s: float = 1.5) -> float:
+    from ..bench.latency import measure_latency
+    return measure_latency(lambda: sess(x), warmup=3, min_runs=10, min_time_s=budget_s / 2,
+                           max_time_s=budget_s).median_ms
+
+
+def quantize(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str = "embedded",
+             images: int = 64, runtime: str = "onnxruntime", per_channel: bool = True,
+             keep_first_last: bool = False, exclude_ops: list[str] | None = None,
+             method: str = "minmax", held_out: int = 200, batches: tuple[int, ...] = (1, 16),
+             threads: int = 0, transformer: bool = False) -> QuantReport:
+    """Quantize an exported (fp32) ONNX model to INT8 and measure it against fp32."""
+    src = Path(onnx_path)
+    if not src.is_file():
+        raise QuantizeError(f"model file {str(src)!r} does not exist; export one first with "
+                            f"`edgevision export NAME -o model.onnx --dynamic-batch`")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unsupported runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    meta = read_metadata(src)
+    if not meta:
+        raise QuantizeError(f"{src} was not exported by edgevision (no preprocessing metadata); "
+                            f"export it with `edgevision export`")
+    cfg, res = meta["input_config"], meta["resolution"]
+    x_cal = calibration_images(calib, cfg, res, images)
+    out = Path(out)
+    if runtime == "openvino" and out.suffix != ".xml":
+        raise ConfigError("OpenVINO output must be an .xml path (the .bin is written beside it)")
+    with tempfile.TemporaryDirectory(prefix="edgevision-quant-") as d:
+        tmp = Path(d) / ("model.xml" if runtime == "openvino" else "model.onnx")
+        if runtime == "onnxruntime":
+            _ort_int8(src, tmp, x_cal, per_channel, keep_first_last, exclude_ops or [], method)
+            q_size = tmp.stat().st_size
+        else:
+            _openvino_int8(src, tmp, x_cal, keep_first_last, exclude_ops or [], transformer)
+            q_size = tmp.stat().st_size + tmp.with_suffix(".bin").stat().st_size
+        fp32 = open_session(src, "onnxruntime", threads)
+        qs = open_session(tmp, runtime, threads, precision="int8")
+        report = QuantReport(out, runtime, qs.precision, len(x_cal), src.stat().st_size / q_size)
+        x_eval = calibration_images("embedded" if calib == "embedded" else calib, cfg, res, held_out,
+                                    split="test")
+        ref = np.concatenate([fp32(x_eval[i:i + 1]) for i in range(len(x_eval))])
+        got = np.concatenate([qs(x_eval[i:i + 1]) for i in range(len(x_eval))])
+        report.top1_agreement = float((ref.argmax(1) == got.argmax(1)).mean() * 100)
+        report.logit_drift = float(np.abs(ref - got).mean())
+        report.held_out = len(x_eval)
+        for b in batches:
+            if b > 1 and not meta["dynamic_batch"]:
+                continue
+            xb = np.repeat(x_eval[:1], b, axis=0)
+            t_fp, t_q = _latency(fp32, xb), _latency(qs, xb)
+            report.latency_ms[b] = (t_fp, t_q)
+            report.speedup[b] = t_fp / t_q
+        _install_quantized(tmp, out, runtime)
+    return report
+
+
+def _install_quantized(tmp: Path, out: Path, runtime: str) -> None:
+    import shutil
+    if runtime == "openvino":
+        with atomic_write(out.with_suffix(".bin")) as t:
+            shutil.copyfile(tmp.with_suffix(".bin"), t)
+        with atomic_write(out) as t:
+            t.write_text(tmp.read_text().replace("model.bin", out.with_suffix(".bin").name))
+    else:
+        with atomic_write(out) as t:
+            shutil.copyfile(tmp, t)

@@ -1,0 +1,66 @@
+"""INT8 quantization: both runtimes produce a smaller model, report agreement and speed, and
+bad input fails cleanly without leaving files."""
+import pytest
+import torch
+
+import edgevision as ev
+from edgevision.cli import main
+from edgevision.deploy.export import export
+from edgevision.deploy.quantize import QuantizeError, quantize
+from edgevision.errors import ConfigError
+
+from conftest import randomize_bn
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("q")
+    torch.manual_seed(0)
+    model = randomize_bn(ev.create_model("mobilenetv3_small_075", num_classes=12)).eval()
+    export(model, d / "fp32.onnx", resolution=(64, 64), dynamic_batch=True)
+    return d / "fp32.onnx"
+
+
+@pytest.mark.parametrize("runtime, suffix", [("onnxruntime", ".onnx"), ("openvino", ".xml")])
+def test_int8_report(onnx_model, tmp_path, runtime, suffix):
+    if runtime == "openvino":
+        pytest.importorskip("nncf")
+    out = tmp_path / f"int8{suffix}"
+    r = quantize(onnx_model, out, images=8, held_out=16, runtime=runtime, batches=(1, 4))
+    assert out.exists() and r.precision.startswith("int8")
+    assert r.size_ratio > 2.5  # int8 weights are ~4x smaller
+    assert set(r.speedup) == {1, 4} and all(v > 0 for v in r.speedup.values())
+    assert 0 <= r.top1_agreement <= 100 and r.held_out == 16 and r.logit_drift >= 0
+
+
+def test_keep_first_last_and_per_tensor(onnx_model, tmp_path):
+    import onnx
+    r = quantize(onnx_model, tmp_path / "a.onnx", images=4, held_out=8, keep_first_last=True,
+                 per_channel=False, batches=(1,))
+    g = onnx.load(str(tmp_path / "a.onnx")).graph
+    first_conv = next(n for n in g.node if n.op_type == "Conv")
+    # the stem conv reads the raw fp32 input, not a dequantized tensor
+    assert first_conv.input[0] == "input"
+    assert r.size_ratio > 1.5
+
+
+def test_bad_inputs_leave_no_files(onnx_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(QuantizeError, match="contains no images"):
+        quantize(onnx_model, tmp_path / "x.onnx", calib=str(empty), images=4)
+    with pytest.raises(QuantizeError, match="does not exist"):
+        quantize(tmp_path / "missing.onnx", tmp_path / "x.onnx")
+    with pytest.raises(ConfigError, match="unsupported runtime"):
+        quantize(onnx_model, tmp_path / "x.onnx", runtime="tensorrt")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(ev.EdgeVisionError):
+        quantize(junk, tmp_path / "x.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "junk.onnx"]
+
+
+def test_cli_quantize_missing_file_is_one_line(tmp_path, capsys):
+    assert main(["quantize", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "q.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
