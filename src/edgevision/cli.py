@@ -153,6 +153,49 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench.latency import cpu_description
+    from .bench.runner import benchmark, format_results, library_versions, save_json
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    results = benchmark(args.names, backends, args.bs, args.resolution, args.threads,
+                        use_cache=not args.no_cache, budget_s=args.budget_s)
+    print(f"device: {cpu_description()}; {', '.join(f'{k} {v}' for k, v in library_versions().items())}")
+    print(format_results(results))
+    if args.json:
+        save_json(results, args.json)
+        print(f"results written to {args.json}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from .bench.profile import format_profile, run_profile
+    stats = run_profile(args.name, args.backend, args.resolution, args.weights)
+    print(f"{args.name} ({args.backend}, batch 1, fp32), slowest first:")
+    print(format_profile(stats, args.top))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .bench.report import write_report
+    from .bench.runner import load_json
+    md, png = write_report(load_json(args.results), args.output)
+    print(f"report: {md}\nplot:   {png}")
+    return 0
+
+
+def cmd_pick(args) -> int:
+    from .bench.pick import pick
+    from .registry import get_entry
+    res = pick(args.budget_ms, args.backend, args.bs, args.family, args.max_params, args.threads)
+    print(_table([[n, s] for n, s in res.table], ["candidate (fewest MACs first)", "latency"]))
+    c = res.choice
+    ref = get_entry(c.model).reference
+    print(f"\npick: {c.model} — {c.median_ms:.2f} ms ({c.backend}, {c.precision}, batch {c.batch}, "
+          f"{c.resolution[0]}px) within {args.budget_ms:g} ms; published top-1 {ref.top1}%, "
+          f"{c.params / 1e6:.2f}M params")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
                                 "from PyTorch to deployment.")
@@ -189,6 +232,36 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
     q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
     q.set_defaults(fn=cmd_quantize)
+    b = sub.add_parser("bench", help="latency/throughput of models on this machine, per backend")
+    b.add_argument("names", nargs="+", metavar="NAME")
+    b.add_argument("--backends", default="torch", help="comma-separated: torch, torch-cl, compile, ort, "
+                   "ort-int8, openvino, openvino-bf16, openvino-int8")
+    b.add_argument("--bs", type=int, default=1)
+    b.add_argument("--resolution", type=int)
+    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--json", help="write results here (input of `edgevision report`)")
+    b.add_argument("--no-cache", action="store_true", help="measure again even if cached")
+    b.add_argument("--budget-s", type=float, default=2.0, help="timing seconds per measurement")
+    b.set_defaults(fn=cmd_bench)
+    pr = sub.add_parser("profile", help="per-layer time, MACs, bytes and intensity")
+    pr.add_argument("name")
+    pr.add_argument("--backend", choices=["torch", "ort"], default="torch")
+    pr.add_argument("--resolution", type=int)
+    pr.add_argument("--weights")
+    pr.add_argument("--top", type=int, default=25)
+    pr.set_defaults(fn=cmd_profile)
+    rp = sub.add_parser("report", help="markdown table + Pareto plot from `bench --json` results")
+    rp.add_argument("results")
+    rp.add_argument("-o", "--output", required=True, help="output directory")
+    rp.set_defaults(fn=cmd_report)
+    pk = sub.add_parser("pick", help="most accurate model within a latency budget on this machine")
+    pk.add_argument("--budget-ms", type=float, required=True)
+    pk.add_argument("--backend", default="torch")
+    pk.add_argument("--bs", type=int, default=1)
+    pk.add_argument("--family")
+    pk.add_argument("--max-params", type=float, help="in millions")
+    pk.add_argument("--threads", type=int, default=0)
+    pk.set_defaults(fn=cmd_pick)
     t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)")
     t.add_argument("--model", required=True)
     t.add_argument("--out", required=True, help="run directory")

@@ -44,7 +44,7 @@ def measure_latency(fn: Callable[[], object], warmup: int = 5, min_runs: int = 2
             half = statistics.median(times[len(times) // 2:])
             if abs(half - statistics.median(times)) <= 0.02 * statistics.median(times):
                 break
-    q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
+    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) >= 2 else [times[0]] * 9
     return LatencyResult(statistics.median(times), q[0], q[-1], len(times))
 
 

@@ -1,0 +1,122 @@
+"""Inference backends for benchmarking, each a callable on a fixed input.
+
+Every backend reports the precision that actually ran. ONNX/OpenVINO artifacts are produced with
+edgevision's own verified export (and INT8 with its quantizer) into a cache directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, EdgeVisionError
+
+BACKENDS = ("torch", "torch-cl", "compile", "ort", "ort-int8", "openvino", "openvino-bf16",
+            "openvino-int8")
+_NEEDS = {"ort": ("onnxruntime", "onnxruntime"), "ort-int8": ("onnxruntime", "onnxruntime"),
+          "openvino": ("openvino", "openvino"), "openvino-bf16": ("openvino", "openvino"),
+          "openvino-int8": ("nncf", "openvino nncf")}
+
+
+@dataclass
+class Runner:
+    backend: str
+    precision: str
+    run: Callable[[], object]
+    settings: str
+
+
+def check_backend(name: str) -> None:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if name in _NEEDS:
+        mod, pip = _NEEDS[name]
+        try:
+            __import__(mod)
+        except ImportError:
+            raise EdgeVisionError(f"backend {name} needs {mod}, which is not installed; install it "
+                                  f"with `.venv/bin/pip install {pip}`") from None
+
+
+def artifact_dir() -> Path:
+    d = Path(os.environ.get("EDGEVISION_CACHE", Path.home() / ".cache" / "edgevision")) / "artifacts"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _weights_tag(model) -> str:
+    h = hashlib.sha1()
+    for k, v in sorted(model.state_dict().items())[:8]:
+        h.update(k.encode())
+        h.update(v.detach().float().flatten()[:64].numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
+def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], threads: int) -> Runner:
+    """A zero-argument callable running ``model`` on a (batch, C, H, W) input with ``backend``."""
+    check_backend(backend)
+    c = model.input_config.input_size[0]
+    x = torch.randn(batch, c, *resolution)
+    if backend in ("torch", "torch-cl", "compile"):
+        import copy
+        m = copy.deepcopy(model).eval()
+        m.channels_last = backend == "torch-cl" or (backend == "compile" and model.channels_last)
+        m = m.to(memory_format=torch.channels_last if m.channels_last else torch.contiguous_format)
+        if backend == "compile":
+            m = torch.compile(m)
+        with torch.inference_mode():
+            m(x)  # compile / warm caches
+
+        def run():
+            with torch.inference_mode():
+                return m(x)
+        layout = "NHWC" if getattr(m, "channels_last", False) else "NCHW"
+        return Runner(backend, "fp32", run, f"eager {layout}" if backend != "compile" else "torch.compile")
+    from ..deploy.export import export
+    from ..deploy.runtimes import open_session
+    name = getattr(model, "model_name", "model")
+    tag = f"{name}-{resolution[0]}x{resolution[1]}-{_weights_tag(model)}"
+    fp32 = artifact_dir() / f"{tag}.onnx"
+    if not fp32.exists():
+        export(model, fp32, resolution=resolution, dynamic_batch=True)
+    xn = x.numpy()
+    if backend == "ort":
+        sess = open_session(fp32, "onnxruntime", threads)
+    elif backend in ("openvino", "openvino-bf16"):
+        sess = open_session(fp32, "openvino", threads, "bf16" if backend.endswith("bf16") else "fp32")
+    else:
+        from ..deploy.quantize import quantize
+        rt = "onnxruntime" if backend == "ort-int8" else "openvino"
+        q = artifact_dir() / (f"{tag}-int8.onnx" if rt == "onnxruntime" else f"{tag}-int8.xml")
+        if not q.exists():
+            quantize(fp32, q, runtime=rt, images=32, held_out=8, batches=())
+        sess = open_session(q, rt, threads, precision="int8")
+    return Runner(backend, sess.precision, lambda: sess(xn), f"{sess.runtime}")
+
+
+def peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def np_ok(x) -> bool:
+    return isinstance(x, np.ndarray) or torch.is_tensor(x)

@@ -1,0 +1,54 @@
+"""`edgevision pick`: the most accurate model (published top-1) that fits a latency budget, measured
+on this machine (or reused from the cache)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import EdgeVisionError
+from ..registry import get_entry, list_models
+from .runner import BenchResult, benchmark
+
+
+class NoModelFits(EdgeVisionError):
+    pass
+
+
+@dataclass
+class Pick:
+    choice: BenchResult | None
+    table: list[tuple[str, str]]  # (model, status) in the order decided
+
+
+def pick(budget_ms: float, backend: str = "torch", batch: int = 1, family: str | None = None,
+         max_params: float | None = None, threads: int = 0, progress: bool = True,
+         budget_s: float = 1.0) -> Pick:
+    """Measure candidates from the fewest MACs up; models whose latency, predicted from the
+    measured ms-per-MAC so far, exceeds 3x the budget are skipped (and say so)."""
+    if budget_ms <= 0:
+        raise EdgeVisionError("--budget-ms must be positive")
+    names = [n for n in list_models(family=family) if get_entry(n).reference and get_entry(n).reference.top1]
+    if max_params is not None:
+        names = [n for n in names if get_entry(n).reference.params <= max_params * 1e6]
+    if not names:
+        raise EdgeVisionError("no model with a published top-1 matches the filters")
+    names.sort(key=lambda n: get_entry(n).reference.macs_millions)
+    measured: list[BenchResult] = []
+    table = []
+    rate = None  # ms per MMAC, the worst seen so far (conservative)
+    for n in names:
+        macs = get_entry(n).reference.macs_millions
+        if rate is not None and macs * rate > 3 * budget_ms:
+            table.append((n, f"skipped: predicted {macs * rate:.1f} ms from its MACs"))
+            continue
+        r = benchmark([n], [backend], batch, threads=threads, progress=progress, budget_s=budget_s)[0]
+        measured.append(r)
+        ratio = r.median_ms / macs  # the most efficient model seen predicts the lowest latency,
+        rate = ratio if rate is None else min(rate, ratio)  # so skipping stays conservative
+        table.append((n, f"{r.median_ms:.2f} ms{' (cached)' if r.cached else ''}"))
+    fitting = [r for r in measured if r.median_ms <= budget_ms]
+    if not fitting:
+        fastest = min(measured, key=lambda r: r.median_ms)
+        raise NoModelFits(f"no model runs within {budget_ms:g} ms with {backend} at batch {batch}; the "
+                          f"fastest is {fastest.model} at {fastest.median_ms:.2f} ms")
+    best = max(fitting, key=lambda r: (r.top1, -r.median_ms))
+    return Pick(best, table)

@@ -1,0 +1,68 @@
+"""bench / profile / report / pick on tiny settings (timings themselves are not asserted)."""
+import json
+
+import pytest
+
+from edgevision.bench.pick import NoModelFits, pick
+from edgevision.bench.profile import format_profile, run_profile
+from edgevision.bench.report import pareto_front, write_report
+from edgevision.bench.runner import benchmark, load_json, save_json
+from edgevision.cli import main
+from edgevision.errors import ConfigError, EdgeVisionError
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEVISION_CACHE", str(tmp_path / "cache"))
+
+
+def test_bench_backends_and_cache(tmp_path):
+    kw = dict(batch=2, resolution=64, threads=1, progress=False, budget_s=0.2)
+    res = benchmark(["mobilenetv3_small_075"], ["torch", "torch-cl", "ort", "openvino"], **kw)
+    assert [r.backend for r in res] == ["torch", "torch-cl", "ort", "openvino"]
+    for r in res:
+        assert r.precision == "fp32" and r.batch == 2 and r.resolution == (64, 64)
+        assert r.median_ms > 0 and r.images_per_s == pytest.approx(2000 / r.median_ms)
+        assert r.p10_ms <= r.median_ms <= r.p90_ms and not r.cached
+        assert "cores" in r.machine
+    again = benchmark(["mobilenetv3_small_075"], ["torch"], **kw)
+    assert again[0].cached and again[0].median_ms == res[0].median_ms
+    save_json(res, tmp_path / "r.json")
+    assert [r.backend for r in load_json(tmp_path / "r.json")] == [r.backend for r in res]
+    md, png = write_report(res, tmp_path / "rep")
+    assert "mobilenetv3_small_075" in md.read_text() and png.stat().st_size > 5000
+
+
+def test_pareto_front():
+    pts = [(1.0, 70.0), (2.0, 69.0), (3.0, 75.0), (2.5, 80.0)]
+    assert sorted(pareto_front(pts)) == [0, 3]
+
+
+def test_profile_torch_shows_time_macs_and_intensity():
+    stats = run_profile("mobilenetv3_small_075", "torch", 64)
+    convs = [s for s in stats if s.kind == "Conv2d"]
+    assert sum(s.macs for s in stats) > 0 and all(s.ms > 0 for s in stats)
+    dw = [s for s in convs if "conv_dw" in s.name]
+    pw = [s for s in convs if "conv_pw." in s.name]
+    # depthwise convs move more bytes per MAC than pointwise ones: lower arithmetic intensity
+    assert max(s.intensity for s in dw) < max(s.intensity for s in pw)
+    text = format_profile(stats, 5)
+    assert "MACs/byte" in text and "By op" in text
+
+
+def test_pick_within_budget_and_impossible_budget():
+    p = pick(1e6, family="mobilenetv3", max_params=2.1, threads=1, progress=False, budget_s=0.1)
+    assert p.choice.model == "mobilenetv3_small_075"  # the only one under 2.1M params
+    with pytest.raises(NoModelFits, match="fastest is"):
+        pick(1e-6, family="mobilenetv3", max_params=2.1, threads=1, progress=False, budget_s=0.1)
+
+
+def test_bad_backends(capsys, monkeypatch):
+    with pytest.raises(ConfigError, match="unknown backend"):
+        benchmark(["mobilenetv3_small_075"], ["tensorrt"], progress=False)
+    import edgevision.bench.backends as be
+    monkeypatch.setitem(be._NEEDS, "ort", ("not_a_real_runtime_xyz", "not-a-real-runtime"))
+    assert main(["bench", "mobilenetv3_small_075", "--backends", "ort"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed" in err and "pip install not-a-real-runtime" in err
+    assert main(["pick", "--budget-ms", "-1"]) == 2
