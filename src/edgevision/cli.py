@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from .errors import EdgeVisionError
 
@@ -83,17 +84,22 @@ def _short(value) -> str:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
-    return run_demo(args)
+    from .pipeline import TOY, DemoPlan, Pipeline, summary
+    from .registry import list_families, list_models
+    print(f"edgevision: {len(list_models())} models in {len(list_families())} families "
+          f"(`edgevision models` lists them). Running the demo pipeline in {args.out}:")
+    plan = TOY if args.toy else DemoPlan()
+    results = Pipeline(args.out, plan, fresh=args.fresh, workers=args.workers).run()
+    print("\n" + summary(results, Path(args.out)))
+    return 0
 
 
 def _load_model(name: str, weights: str | None, num_classes: int | None = None):
     from .factory import create_model
-    from .weights import load_weights
-    model = create_model(name, **({"num_classes": num_classes} if num_classes is not None else {}))
+    from .weights import create_with_weights
     if weights:
-        load_weights(model, weights)
-    return model.eval()
+        return create_with_weights(name, weights, num_classes)
+    return create_model(name, **({"num_classes": num_classes} if num_classes is not None else {})).eval()
 
 
 def cmd_export(args) -> int:
@@ -311,11 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--val-size", type=int, default=1200)
     v.add_argument("--confusion", help="write the confusion matrix PNG here")
     v.set_defaults(fn=cmd_eval)
-    d = sub.add_parser("demo", help="the main job: model table and a latency table on this machine")
-    d.add_argument("--models", default="mobilenetv3_small_100,mobilenetv3_large_100,"
-                   "mobilenetv4_conv_small,tf_efficientnet_lite0,efficientnet_b0",
-                   help="comma-separated models to time")
-    d.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    d = sub.add_parser("demo", help="the main job: train, distill, export, quantize, benchmark, report")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--fresh", action="store_true", help="redo every step")
+    d.add_argument("--toy", action="store_true", help="tiny sizes (seconds; for tests)")
+    d.add_argument("--workers", type=int, default=2)
     d.set_defaults(fn=cmd_demo)
     return p
 

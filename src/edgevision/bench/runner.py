@@ -135,10 +135,11 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
             results.append(r)
             continue
         with _PeakSampler() as mem:
-            model = create_model(entry.name).eval()
             if w:
-                from ..weights import load_weights
-                load_weights(model, w)
+                from ..weights import create_with_weights
+                model = create_with_weights(entry.name, w)
+            else:
+                model = create_model(entry.name).eval()
             runner = make_runner(model, backend, batch, hw, threads)
             lat = measure_latency(runner.run, warmup=3, min_runs=10, min_time_s=budget_s / 2,
                                   max_time_s=budget_s * 2)

@@ -20,8 +20,8 @@ affine) projection unless ``keep_rounded_size=True``, which reproduces timm bit 
 every map is a multiple of the patch size (inputs that are multiples of 64 for the registered
 models), both rules give the same numbers.
 
-The unfold and fold are each a single copy; fold writes the layout (NCHW or NHWC) of the block
-input so channels-last networks stay channels-last.
+The unfold and fold are each a single copy and keep the memory layout of the network: in a
+channels-last (NHWC) network the tokens are stored channel-last and the folded map is NHWC again.
 """
 from __future__ import annotations
 
@@ -44,15 +44,28 @@ def _is_nhwc(x: torch.Tensor) -> bool:
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _fold(t: torch.Tensor, b: int, c: int, p: int, nh: int, nw: int, tokens_last: bool,
-          nhwc: bool) -> torch.Tensor:
-    """Patches back to a (B, C, nh*p, nw*p) map. ``t`` is ``(B*P, N, C)`` (``tokens_last``) or
-    ``(B, C, P, N)``; dims are named (batch, channel, patch row/col, pixel row/col)."""
-    if tokens_last:  # (B, pr, pc, nh, nw, C)
-        t = t.view(b, p, p, nh, nw, c)
+def unfold_patches(x: torch.Tensor, p: int, tokens_last: bool) -> torch.Tensor:
+    """(B, C, H, W) map, H and W multiples of ``p`` -> contiguous ``(B, P, N, C)`` tokens
+    (``tokens_last``) or ``(B, C, P, N)``, with ``P = p*p`` pixel positions and ``N`` patches.
+    One copy; from an NHWC map the ``(B, P, N, C)`` copy moves whole channel vectors."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // p, p, w // p, p)  # (B, C, nh, pr, nw, pc): a view in either layout
+    if tokens_last:
+        return x.permute(0, 3, 5, 2, 4, 1).reshape(b, p * p, -1, c)
+    return x.permute(0, 1, 3, 5, 2, 4).reshape(b, c, p * p, -1)
+
+
+def fold_patches(t: torch.Tensor, p: int, nh: int, nw: int, tokens_last: bool,
+                 nhwc: bool) -> torch.Tensor:
+    """Inverse of :func:`unfold_patches`: ``(B, P, N, C)`` / ``(B, C, P, N)`` tokens ->
+    (B, C, nh*p, nw*p) map, written in NHWC memory if ``nhwc`` else NCHW (one copy)."""
+    if tokens_last:
+        b, c = t.shape[0], t.shape[-1]
+        t = t.reshape(b, p, p, nh, nw, c)  # (B, pr, pc, nh, nw, C)
         order_nhwc, order_nchw = (0, 3, 1, 4, 2, 5), (0, 5, 3, 1, 4, 2)
-    else:  # (B, C, pr, pc, nh, nw)
-        t = t.view(b, c, p, p, nh, nw)
+    else:
+        b, c = t.shape[:2]
+        t = t.reshape(b, c, p, p, nh, nw)  # (B, C, pr, pc, nh, nw)
         order_nhwc, order_nchw = (0, 4, 2, 5, 3, 1), (0, 1, 4, 2, 5, 3)
     if nhwc:
         return t.permute(order_nhwc).reshape(b, nh * p, nw * p, c).permute(0, 3, 1, 2)
@@ -82,17 +95,16 @@ class MobileViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.conv_1x1(self.conv_kxk(x))
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         p = self.patch_size
         nh, nw = _patch_grid(h, w, p)
         resized = nh * p != h or nw * p != w
         if resized:
             x = F.interpolate(x, size=(nh * p, nw * p), mode="bilinear", align_corners=False)
-        nhwc = _is_nhwc(x)
-        # unfold: (B, C, nh, p, nw, p) -> (B*p*p, nh*nw, C); one sequence per pixel position
-        t = x.reshape(b, c, nh, p, nw, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, nh * nw, c)
+        # one sequence of N patches per pixel position: (B*P, N, C)
+        t = unfold_patches(x, p, tokens_last=True).flatten(0, 1)
         t = self.norm(self.transformer(t))
-        x = _fold(t, b, c, p, nh, nw, True, nhwc)
+        x = fold_patches(t.unflatten(0, (b, p * p)), p, nh, nw, tokens_last=True, nhwc=_is_nhwc(x))
         if resized:
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         x = self.conv_proj(x)
@@ -121,19 +133,25 @@ class MobileViTV2Block(nn.Module):
         self.conv_proj = ConvNormAct(dim, out_chs, 1, apply_act=False, bn_eps=bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
+        h, w = x.shape[-2:]
         p = self.patch_size
         nh, nw = _patch_grid(h, w, p)
         resized = nh * p != h or nw * p != w
         if resized:
             x = F.interpolate(x, size=(nh * p, nw * p), mode="bilinear", align_corners=True)
         x = self.conv_1x1(self.conv_kxk(x))
-        c = x.shape[1]
+        # (B, C, P, N) tokens; from an NHWC map they are stored as (B, P, N, C) so that the 1x1
+        # convs (whose weights are then NHWC too) and the norms run without layout changes
         nhwc = _is_nhwc(x)
-        # unfold: (B, C, nh, p, nw, p) -> (B, C, p*p, nh*nw)
-        t = x.reshape(b, c, nh, p, nw, p).permute(0, 1, 3, 5, 2, 4).reshape(b, c, p * p, nh * nw)
+        if nhwc:
+            t = unfold_patches(x, p, tokens_last=True).permute(0, 3, 1, 2)
+        else:
+            t = unfold_patches(x, p, tokens_last=False)
         t = self.norm(self.transformer(t))
-        x = _fold(t, b, c, p, nh, nw, False, nhwc)
+        if nhwc:
+            x = fold_patches(t.permute(0, 2, 3, 1), p, nh, nw, tokens_last=True, nhwc=True)
+        else:
+            x = fold_patches(t, p, nh, nw, tokens_last=False, nhwc=False)
         if resized and not self.keep_rounded_size:
             # resizing commutes with the per-pixel affine projection (in eval mode): resize
             # the narrower map

@@ -119,3 +119,20 @@ def _adopt_input_config(model: nn.Module, target: nn.Module, meta: dict) -> None
     target.input_config = cfg
     if model is not target:
         model.input_config = cfg
+
+
+def create_with_weights(name: str, path: str | os.PathLike, num_classes: int | None = None, **kwargs):
+    """``create_model(name)`` sized for the weights in ``path`` (classifier size from the file's
+    metadata or its classifier tensor), with the weights loaded. Returns the model in eval mode."""
+    from ..factory import create_model
+    if num_classes is None:
+        sd, meta = read_state_dict(path)
+        if meta.get("num_classes", "").isdigit():
+            num_classes = int(meta["num_classes"])
+        else:
+            probe = create_model(name, num_classes=1000, **kwargs)
+            head = [k for k, v in probe.state_dict().items() if v.ndim >= 1 and v.shape[0] == 1000]
+            num_classes = sd[head[-1]].shape[0] if head and head[-1] in sd else 1000
+    model = create_model(name, num_classes=num_classes, **kwargs)
+    load_weights(model, path)
+    return model.eval()

@@ -1,0 +1,206 @@
+"""The main job (`make demo` / `edgevision demo`): train -> distill -> evaluate -> reparameterize ->
+export -> quantize -> benchmark -> report, offline, on this machine.
+
+Each step writes its outputs under the run directory and a ``<step>.done.json`` marker with its
+results; a rerun skips steps whose marker exists (delete the marker or pass ``--fresh`` to redo
+one). A failing step is named in the error. Sizes: "full" (the demo, < 10 min on 2 cores) and
+"toy" (the test, well under a minute).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import EdgeVisionError
+from .weights.io import atomic_write
+
+
+class PipelineError(EdgeVisionError):
+    pass
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    teacher: str = "mobilenetv3_large_100"
+    student: str = "mobilenetv3_small_075"
+    resolution: int = 64
+    teacher_epochs: int = 6
+    student_epochs: int = 5
+    train_size: int = 4800
+    val_size: int = 1200
+    batch_size: int = 64
+    lr: float = 4e-3
+    calib_images: int = 64
+    held_out: int = 300
+    bench_budget_s: float = 1.5
+    pareto_models: tuple[str, ...] = ("mobilenetv3_small_075", "mobilenetv3_small_100", "mobilenetv3_large_100",
+                                      "mobilenetv4_conv_small", "tf_efficientnet_lite0", "mobilenetv2_100")
+
+
+TOY = DemoPlan(teacher="mobilenetv3_small_100", student="mobilenetv3_small_075", resolution=32,
+               teacher_epochs=1, student_epochs=1, train_size=64, val_size=48, batch_size=16,
+               calib_images=8, held_out=24, bench_budget_s=0.2,
+               pareto_models=("mobilenetv3_small_075", "mobilenetv3_small_100"))
+
+
+class Pipeline:
+    def __init__(self, out: str | Path, plan: DemoPlan, fresh: bool = False, log: Callable = print,
+                 workers: int = 2):
+        self.out, self.plan, self.log, self.workers = Path(out), plan, log, workers
+        self.out.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for p in self.out.glob("*.done.json"):
+                p.unlink()
+        self.results: dict[str, dict] = {}
+        self.seconds: dict[str, float] = {}
+
+    def step(self, name: str, title: str, fn: Callable[[], dict]) -> dict:
+        marker = self.out / f"{name}.done.json"
+        if marker.exists():
+            saved = json.loads(marker.read_text())
+            res, self.seconds[name] = saved["result"], saved["seconds"]
+            self.log(f"[{name}] {title}: done earlier, reusing ({marker.name})")
+        else:
+            self.log(f"[{name}] {title} ...")
+            t0 = time.perf_counter()
+            try:
+                res = fn()
+            except EdgeVisionError as e:
+                raise PipelineError(f"step '{name}' ({title}) failed: {e}") from e
+            except Exception as e:  # an unexpected bug: still name the step
+                raise PipelineError(f"step '{name}' ({title}) failed: {type(e).__name__}: {e}") from e
+            self.seconds[name] = round(time.perf_counter() - t0, 1)
+            with atomic_write(marker, ".json") as tmp:
+                tmp.write_text(json.dumps({"result": res, "seconds": self.seconds[name]}, indent=1))
+            self.log(f"[{name}] done in {self.seconds[name]:.0f}s")
+        self.results[name] = res
+        return res
+
+    # ------------------------------------------------------------------ steps
+    def _train(self, model: str, out: str, epochs: int, teacher: str | None = None) -> dict:
+        from .train import TrainConfig, train
+        p = self.plan
+        cfg = TrainConfig(model=model, out=str(self.out / out), epochs=epochs, batch_size=p.batch_size,
+                          lr=p.lr, resolution=p.resolution, train_size=p.train_size, val_size=p.val_size,
+                          workers=self.workers, warmup_epochs=min(1.0, epochs / 3), label_smoothing=0.1,
+                          teacher=teacher, teacher_weights=str(self.out / "teacher" / "best.safetensors") if teacher else None,
+                          distill="soft", alpha=0.5, temperature=2.0)
+        r = train(cfg, log=lambda m: self.log("    " + m))
+        return {"model": model, "best_top1": r["best_top1"], "weights": str(self.out / out / "best.safetensors"),
+                "curves": str(self.out / out / "curves.png"), "epochs": epochs}
+
+    def _evaluate(self) -> dict:
+        from .train.loop import run_eval
+        rows = {}
+        for key, model in (("teacher", self.plan.teacher), ("student_kd", self.plan.student),
+                           ("student_baseline", self.plan.student)):
+            r = run_eval(model, str(self.out / key / "best.safetensors"), "embedded", self.plan.resolution,
+                         val_size=self.plan.val_size, out_png=str(self.out / key / "confusion.png"),
+                         workers=self.workers)
+            rows[key] = {"model": model, "top1": round(r["top1"], 2), "top5": round(r["top5"], 2)}
+        return rows
+
+    def _student(self):
+        from .weights import create_with_weights
+        return create_with_weights(self.plan.student, self.out / "student_kd" / "best.safetensors")
+
+    def _export(self) -> dict:
+        from .deploy import reparameterize
+        from .deploy.export import export
+        from .factory import count_params
+        m = self._student()
+        fused = reparameterize(m)
+        r = export(m, self.out / "student.onnx", resolution=(self.plan.resolution,) * 2, dynamic_batch=True)
+        return {"onnx": str(r.path), "max_abs_diff": r.max_abs_diff, "params": count_params(m),
+                "params_reparameterized": count_params(fused), "size_mb": round(r.size_bytes / 1e6, 2)}
+
+    def _quantize(self) -> dict:
+        from .deploy.quantize import quantize
+        out = {}
+        for rt, path in (("onnxruntime", "student_int8.onnx"), ("openvino", "student_int8.xml")):
+            r = quantize(self.out / "student.onnx", self.out / path, images=self.plan.calib_images,
+                         held_out=self.plan.held_out, runtime=rt, batches=(1, 16))
+            out[rt] = {"path": str(r.path), "precision": r.precision, "size_ratio": round(r.size_ratio, 2),
+                       "top1_agreement": round(r.top1_agreement, 2), "logit_drift": round(r.logit_drift, 4),
+                       "speedup": {str(k): round(v, 2) for k, v in r.speedup.items()},
+                       "latency_ms": {str(k): [round(a, 3), round(b, 3)] for k, (a, b) in r.latency_ms.items()}}
+        return out
+
+    def _bench(self) -> dict:
+        from dataclasses import asdict
+        from .bench.runner import benchmark
+        res = self.plan.resolution
+        w = {self.plan.student: str(self.out / "student_kd" / "best.safetensors")}
+        rs = benchmark([self.plan.student], ["torch", "ort", "ort-int8", "openvino", "openvino-int8"], 1, res,
+                       use_cache=False, budget_s=self.plan.bench_budget_s, weights=w)
+        # the published-accuracy view: the registry's small models, eager, for the Pareto plot
+        pareto = benchmark(list(self.plan.pareto_models), ["ort"], 1, None, budget_s=self.plan.bench_budget_s)
+        return {"student": [asdict(r) for r in rs], "pareto": [asdict(r) for r in pareto]}
+
+    def _report(self) -> dict:
+        from .bench.latency import cpu_description
+        from .bench.report import pareto_plot
+        from .bench.runner import BenchResult
+        R = self.results
+        pareto = [BenchResult(**{**r, "resolution": tuple(r["resolution"])}) for r in R["bench"]["pareto"]]
+        pareto_plot(pareto, self.out / "pareto.png",
+                    "onnxruntime fp32 latency here (224-256 px) vs published ImageNet top-1")
+        e = R["evaluate"]
+        lines = [f"# edgevision demo run", "", f"Machine: {cpu_description()}", "",
+                 "## 1. Training on the embedded dataset "
+                 f"({self.plan.resolution}px, {self.plan.train_size} images/epoch)", "",
+                 "| model | role | epochs | val top-1 % | val top-5 % |", "|---|---|--:|--:|--:|"]
+        for key, role, ep in (("teacher", "teacher", self.plan.teacher_epochs),
+                              ("student_kd", "student, distilled (soft, T=2, alpha=0.5)", self.plan.student_epochs),
+                              ("student_baseline", "student, no distillation", self.plan.student_epochs)):
+            lines.append(f"| {e[key]['model']} | {role} | {ep} | {e[key]['top1']:.2f} | {e[key]['top5']:.2f} |")
+        lines += ["", "Curves: ![teacher](teacher/curves.png) ![student](student_kd/curves.png)", "",
+                  "## 2. Deploy path of the distilled student", ""]
+        x = R["export"]
+        lines.append(f"Reparameterized ({x['params']:,} -> {x['params_reparameterized']:,} params, BN folded) "
+                     f"and exported to ONNX ({x['size_mb']} MB); onnxruntime vs PyTorch max abs logit diff: "
+                     + ", ".join(f"{k} {v:.1e}" for k, v in x["max_abs_diff"].items()) + ".")
+        lines += ["", "| INT8 | precision that ran | size | top-1 agreement with fp32 | mean logit drift | "
+                  "speed vs ORT fp32 bs1 | bs16 |", "|---|---|--:|--:|--:|--:|--:|"]
+        for rt, q in R["quantize"].items():
+            lines.append(f"| {rt} | {q['precision']} | 1/{q['size_ratio']} | {q['top1_agreement']:.2f}% | "
+                         f"{q['logit_drift']} | {q['speedup'].get('1', float('nan')):.2f}x | "
+                         f"{q['speedup'].get('16', float('nan')):.2f}x |")
+        lines += ["", f"## 3. Latency of the student on this machine (batch 1, {self.plan.resolution}px)", "",
+                  "| backend | precision | median ms | p10–p90 ms | images/s |", "|---|---|--:|--:|--:|"]
+        for r in R["bench"]["student"]:
+            lines.append(f"| {r['backend']} | {r['precision']} | {r['median_ms']:.3f} | "
+                         f"{r['p10_ms']:.3f}–{r['p90_ms']:.3f} | {r['images_per_s']:.0f} |")
+        lines += ["", "## 4. Choosing a model", "", "![Pareto](pareto.png)", "",
+                  "## Step times (s)", "", " | ".join(f"{k} {v:.0f}" for k, v in self.seconds.items()), ""]
+        with atomic_write(self.out / "report.md", ".md") as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+        return {"report": str(self.out / "report.md")}
+
+    def run(self) -> dict:
+        p = self.plan
+        self.step("teacher", f"train teacher {p.teacher} ({p.teacher_epochs} epochs)",
+                  lambda: self._train(p.teacher, "teacher", p.teacher_epochs))
+        self.step("student_kd", f"distill student {p.student} from the teacher ({p.student_epochs} epochs)",
+                  lambda: self._train(p.student, "student_kd", p.student_epochs, teacher=p.teacher))
+        self.step("student_baseline", f"train student {p.student} without distillation (baseline)",
+                  lambda: self._train(p.student, "student_baseline", p.student_epochs))
+        self.step("evaluate", "evaluate teacher, distilled student and baseline", self._evaluate)
+        self.step("export", "reparameterize + export the student to ONNX (parity checked)", self._export)
+        self.step("quantize", "INT8 with onnxruntime and OpenVINO (agreement checked)", self._quantize)
+        self.step("bench", "benchmark eager / ONNX fp32 / INT8 on this machine", self._bench)
+        self.step("report", "write report.md", self._report)
+        return self.results
+
+
+def summary(results: dict, out: Path) -> str:
+    e, q = results["evaluate"], results["quantize"]
+    best_q = max(q.items(), key=lambda kv: kv[1]["speedup"].get("1", 0))
+    return (f"teacher {e['teacher']['model']}: {e['teacher']['top1']:.1f}% | student "
+            f"{e['student_kd']['model']} distilled {e['student_kd']['top1']:.1f}% vs baseline "
+            f"{e['student_baseline']['top1']:.1f}% | INT8 ({best_q[0]}): {best_q[1]['speedup'].get('1', 0):.2f}x "
+            f"at bs1, {best_q[1]['top1_agreement']:.1f}% agreement\n"
+            f"report: {out / 'report.md'}  plot: {out / 'pareto.png'}  ONNX: {out / 'student.onnx'}")
