@@ -202,6 +202,39 @@ def cmd_pick(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .weights import load_weights, save_weights
+    from .weights.load import SOURCES, detect_source
+    from .weights.io import read_state_dict
+    from .weights.sources import create_for_source
+    from .factory import create_model
+    source = args.source
+    if source == "auto":
+        sd, meta = read_state_dict(args.input)
+        source = detect_source(sd, create_model(args.model, num_classes=args.num_classes), meta)
+    model = create_for_source(args.model, source, num_classes=args.num_classes).eval()
+    report = load_weights(model, args.input, source=source)
+    if not args.output.endswith(".safetensors"):
+        raise EdgeVisionError(f"output must be a .safetensors file, got {args.output!r}")
+    save_weights(model, args.output)
+    print(f"converted {report.loaded} tensors ({source} -> edgevision) for {args.model}: {args.output}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+    from .predict import predict
+    results = predict(args.images, args.model, args.weights, args.topk)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            print(r["image"])
+            for t in r["top"]:
+                print(f"  {t['prob'] * 100:6.2f}%  {t['class']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
                                 "from PyTorch to deployment.")
@@ -238,6 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
     q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
     q.set_defaults(fn=cmd_quantize)
+    c = sub.add_parser("convert", help="convert weights from timm/torchvision/efficientnet_pytorch")
+    c.add_argument("input")
+    c.add_argument("--model", required=True)
+    c.add_argument("--source", default="auto", choices=["auto", "edgevision", "timm", "torchvision",
+                                                        "efficientnet_pytorch"])
+    c.add_argument("--num-classes", type=int, default=1000)
+    c.add_argument("-o", "--output", required=True, help="output .safetensors")
+    c.set_defaults(fn=cmd_convert)
+    pd = sub.add_parser("predict", help="classify images with the weights' own preprocessing")
+    pd.add_argument("images", nargs="+")
+    pd.add_argument("--model", required=True)
+    pd.add_argument("--weights", required=True)
+    pd.add_argument("--topk", type=int, default=5)
+    pd.add_argument("--json", action="store_true")
+    pd.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="latency/throughput of models on this machine, per backend")
     b.add_argument("names", nargs="+", metavar="NAME")
     b.add_argument("--backends", default="torch", help="comma-separated: torch, torch-cl, compile, ort, "

@@ -7,7 +7,8 @@ Two token layouts, chosen for CPU speed in each version:
   LayerNorm -> MLP -> residual. Quadratic in the number of tokens ``N``.
 - **v2** (:class:`LinearTransformerLayer`): *separable* self-attention, linear in ``N``, on an
   unfolded map ``(B, C, P, N)`` (``P`` pixels per patch, ``N`` patches) with 1x1 convolutions,
-  so no transpose is needed between the convolutional and the attention parts. The norm is
+  so no transpose is needed between the convolutional and the attention parts (in a
+  channels-last network the map is stored ``(B, P, N, C)``, matching the NHWC 1x1 weights). The norm is
   :class:`GroupNorm1` (one group: statistics over ``C, P, N`` of each sample, per-channel affine),
   as in the official model.
 

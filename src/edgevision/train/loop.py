@@ -256,7 +256,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 use_ema = ema is not None and row.get("val_top1_ema", -1) >= row["val_top1"]
                 best_sd = ema.module.state_dict() if use_ema else model.state_dict()
                 save_checkpoint(out / "best.pt", model=best_sd, epoch=epoch, best_top1=best, meta=meta)
-                _save_weights_file(model, best_sd, out / "best.safetensors", v["size"])
+                _save_weights_file(model, best_sd, out / "best.safetensors", v["size"], classes)
             plot_curves(metrics_path, out / "curves.png")
             log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}  val loss {ev['loss']:.4f}  "
                 f"val top-1 {ev['top1']:.2f}%" + (f" (EMA {row['val_top1_ema']:.2f}%)" if ema else "")
@@ -275,7 +275,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     return result
 
 
-def _save_weights_file(model: nn.Module, sd: dict, path: Path, size: int | None = None) -> None:
+def _save_weights_file(model: nn.Module, sd: dict, path: Path, size: int | None = None,
+                       classes: list[str] | None = None) -> None:
     """best weights as an edgevision .safetensors file (what eval/export/predict take)."""
     from safetensors.torch import save_file
     import dataclasses
@@ -284,6 +285,8 @@ def _save_weights_file(model: nn.Module, sd: dict, path: Path, size: int | None 
         cfg = dataclasses.replace(cfg, input_size=(cfg.input_size[0], size, size))
     meta = {"format": "edgevision", "model": model.model_name, "num_classes": str(model.num_classes),
             "input_config": json.dumps(dataclasses.asdict(cfg))}
+    if classes:
+        meta["classes"] = json.dumps(list(classes))
     tensors = {k: v.detach().contiguous().clone() for k, v in sd.items() if k != "n_averaged"}
     with atomic_write(path, ".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=meta)

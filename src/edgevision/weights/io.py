@@ -100,7 +100,24 @@ def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+def spec_overrides(model) -> dict:
+    """Scalar spec fields where ``model`` differs from its registered variant (e.g. bn_eps for
+    weights converted from a library that trained with another epsilon)."""
+    import dataclasses
+    name = getattr(model, "model_name", None)
+    if not name or not hasattr(model, "spec"):
+        return {}
+    from ..registry import get_entry
+    base = get_entry(name).spec
+    out = {}
+    for f in dataclasses.fields(model.spec):
+        v = getattr(model.spec, f.name)
+        if v != getattr(base, f.name) and isinstance(v, (int, float, str, bool, type(None))):
+            out[f.name] = v
+    return out
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra_meta: dict | None = None) -> Path:
     """Save ``model``'s weights as .safetensors with its name and input config in the metadata
     (written atomically)."""
     from safetensors.torch import save_file
@@ -116,6 +133,11 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     if cfg is not None:
         import dataclasses
         meta["input_config"] = json.dumps(dataclasses.asdict(cfg))
+    overrides = spec_overrides(inner)
+    if overrides:
+        meta["spec_overrides"] = json.dumps(overrides)
+    if extra_meta:
+        meta.update({k: str(v) for k, v in extra_meta.items()})
     with atomic_write(path, ".safetensors") as tmp:
         save_file(sd, str(tmp), metadata=meta)
     return path

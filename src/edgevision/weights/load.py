@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import WeightsError
 from .io import read_state_dict
 
-SOURCES = ("auto", "edgevision", "timm")
+SOURCES = ("auto", "edgevision", "timm", "torchvision", "efficientnet_pytorch")
 
 
 @dataclass
@@ -32,7 +32,13 @@ def detect_source(sd: dict, model: nn.Module, meta: dict) -> str:
     own = set(model.state_dict())
     if len(own & set(sd)) >= 0.9 * len(own):
         return "edgevision"
+    from .effnet_pytorch import looks_like_effnet_pytorch
     from .timm import looks_like_timm
+    from .torchvision_convert import looks_like_torchvision
+    if looks_like_effnet_pytorch(sd):
+        return "efficientnet_pytorch"
+    if looks_like_torchvision(sd):
+        return "torchvision"
     if looks_like_timm(sd, model):
         return "timm"
     raise WeightsError(
@@ -46,6 +52,12 @@ def convert(sd: dict, model: nn.Module, source: str) -> dict:
     if source == "timm":
         from .timm import convert_timm
         return convert_timm(sd, model)
+    if source == "torchvision":
+        from .torchvision_convert import convert_torchvision
+        return convert_torchvision(sd, model)
+    if source == "efficientnet_pytorch":
+        from .effnet_pytorch import convert_effnet_pytorch
+        return convert_effnet_pytorch(sd, model)
     raise WeightsError(f"unknown weights source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
@@ -124,9 +136,12 @@ def _adopt_input_config(model: nn.Module, target: nn.Module, meta: dict) -> None
 def create_with_weights(name: str, path: str | os.PathLike, num_classes: int | None = None, **kwargs):
     """``create_model(name)`` sized for the weights in ``path`` (classifier size from the file's
     metadata or its classifier tensor), with the weights loaded. Returns the model in eval mode."""
+    import json
     from ..factory import create_model
+    sd, meta = read_state_dict(path)
+    if meta.get("spec_overrides"):  # e.g. bn_eps of weights converted from another library
+        kwargs = {**json.loads(meta["spec_overrides"]), **kwargs}
     if num_classes is None:
-        sd, meta = read_state_dict(path)
         if meta.get("num_classes", "").isdigit():
             num_classes = int(meta["num_classes"])
         else:
