@@ -96,6 +96,7 @@ def test_cli_convert_then_predict_keeps_source_architecture(tmp_path, capsys):
     torch.save(ref.state_dict(), tmp_path / "tv.pth")
     out = tmp_path / "conv.safetensors"
     assert main(["convert", str(tmp_path / "tv.pth"), "--model", "mobilenetv3_small_100", "-o", str(out)]) == 0
+    assert "torchvision -> edgevision" in capsys.readouterr().out
     model = create_with_weights("mobilenetv3_small_100", out)  # bn_eps=1e-3 restored from metadata
     assert model.spec.bn_eps == 1e-3 and model.input_config.interpolation == "bilinear"
     _compare(ref, model, 96)
