@@ -7,10 +7,13 @@
 from .errors import ConfigError, EdgeVisionError, InputShapeError, UnknownModelError, WeightsError
 from .factory import count_params, create_model
 from .registry import InputConfig, list_families, list_models
-from .weights import load_weights, save_weights
+from .weights import create_with_weights, load_weights, save_weights
+
+from .deploy import reparameterize  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["create_model", "list_models", "list_families", "load_weights", "save_weights",
+           "create_with_weights", "reparameterize",
            "count_params", "InputConfig", "EdgeVisionError", "UnknownModelError", "InputShapeError",
            "ConfigError", "WeightsError", "__version__"]
