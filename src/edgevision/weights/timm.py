@@ -91,3 +91,7 @@ def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
         return f"{head[top]}.{rest}" if top in head else f"<unmatched>{k}"
 
     return rename(sd, fn)
+
+
+# family converters living in their own modules register themselves on import
+from . import timm_convnext  # noqa: E402,F401

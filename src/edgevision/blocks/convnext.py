@@ -1,0 +1,67 @@
+"""ConvNeXt (V1, with layer scale) and ConvNeXt V2 (with GRN) blocks.
+
+The block works in NHWC after the depthwise conv: ``x.permute(0, 2, 3, 1)`` is a free view when
+the tensor is channels_last in memory (edgevision's default for this family), so LayerNorm and
+the two Linear layers run on contiguous rows with no copies; in NCHW memory the permutes cost
+one copy each way, as in the reference implementation. The maths is identical either way.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import GRN, DropPath
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int, mlp_ratio: float = 4.0, ls_init_value: float | None = 1e-6,
+                 use_grn: bool = False, drop_path: float = 0.0, kernel_size: int = 7, eps: float = 1e-6):
+        super().__init__()
+        hidden = int(mlp_ratio * dim)
+        self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=True)
+        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.mlp = nn.Module()
+        self.mlp.fc1 = nn.Linear(dim, hidden)
+        self.mlp.grn = GRN(hidden) if use_grn else None
+        self.mlp.fc2 = nn.Linear(hidden, dim)
+        self.gamma = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.conv_dw(x).permute(0, 2, 3, 1)  # NHWC view
+        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
+        x = F.gelu(self.mlp.fc1(x))
+        if self.mlp.grn is not None:
+            x = self.mlp.grn(x)
+        x = self.mlp.fc2(x)
+        if self.gamma is not None:
+            x = x * self.gamma
+        return self.drop_path(x.permute(0, 3, 1, 2)) + shortcut
+
+    @torch.no_grad()
+    def reparameterize(self) -> nn.Module:
+        """Fold the layer scale into fc2 (one multiply fewer per block); idempotent."""
+        if self.gamma is not None:
+            self.mlp.fc2.weight.mul_(self.gamma[:, None])
+            self.mlp.fc2.bias.mul_(self.gamma)
+            self.gamma = None
+        return self
+
+
+class ConvNeXtStage(nn.Module):
+    """Optional downsampling (LayerNorm2d + 2x2 stride-2 conv), then ``depth`` blocks."""
+
+    def __init__(self, in_chs: int, out_chs: int, depth: int, downsample: bool, drop_paths: list[float],
+                 **block_kwargs):
+        super().__init__()
+        from ..layers import LayerNorm2d
+        if downsample:
+            self.downsample = nn.Sequential(LayerNorm2d(in_chs, eps=1e-6), nn.Conv2d(in_chs, out_chs, 2, 2))
+        else:
+            self.downsample = nn.Identity()
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(out_chs, drop_path=dp, **block_kwargs) for dp in drop_paths])
+
+    def forward(self, x):
+        return self.blocks(self.downsample(x))

@@ -1,0 +1,15 @@
+"""timm ConvNeXt / ConvNeXt V2 -> edgevision. Names are the same; timm's ``conv_mlp`` variants
+(atto … nano) store the MLP as 1x1 convs, which become Linear weights here."""
+from __future__ import annotations
+
+from .timm import register_converter
+
+
+@register_converter("convnext", "convnextv2")
+def _convert_convnext(sd: dict, model) -> dict:
+    out = {}
+    for k, v in sd.items():
+        if ".mlp.fc" in k and k.endswith(".weight") and v.ndim == 4:
+            v = v.flatten(1)  # (out, in, 1, 1) -> (out, in)
+        out[k] = v
+    return out
