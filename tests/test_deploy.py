@@ -22,7 +22,8 @@ def test_reparameterize_keeps_outputs(name):
     after = model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before), \
         "the original model was modified"
-    assert len(fused.state_dict()) < len(before), "nothing was simplified"
+    foldable = any(".bn." in k or k.endswith(".gamma") for k in before)
+    assert not foldable or len(fused.state_dict()) < len(before), "nothing was simplified"
     x = torch.randn(2, 3, s + 32, s)
     with torch.no_grad():
         a, b = model(x), fused(x)
