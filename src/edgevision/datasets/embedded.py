@@ -58,10 +58,8 @@ def _pattern(kind: str, size: int, color, bg, rng) -> Image.Image:
     return tile
 
 
-def render(label: int, size: int, rng: np.random.Generator) -> Image.Image:
-    """Draw one image of class ``label`` at ``size`` x ``size`` pixels."""
-    s = size
-    # background
+def background(s: int, rng: np.random.Generator) -> Image.Image:
+    """A random background: gradient, smooth noise, or noise with faint clutter."""
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     bg_kind = rng.integers(0, 3)
     if bg_kind == 0:  # gradient
@@ -82,17 +80,26 @@ def render(label: int, size: int, rng: np.random.Generator) -> Image.Image:
             col = tuple(int(v) for v in (0.7 * np.array(img.getpixel((int(x) % s, int(y) % s)))
                                          + 0.3 * rng.integers(0, 256, 3)))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=col)
-    # foreground: colour far enough from the background mean
+    return img
+
+
+def foreground_color(img: Image.Image, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A random colour far enough from the image's mean colour to stay visible."""
     bg_mean = np.asarray(img, dtype=np.float32).mean((0, 1))
     for _ in range(10):
         color = rng.integers(0, 256, 3)
         if np.abs(color - bg_mean).sum() > 150:
             break
-    color = tuple(int(v) for v in color)
-    r = s * rng.uniform(0.18, 0.36)
-    cx, cy = rng.uniform(r, s - r), rng.uniform(r, s - r)
-    rot = rng.uniform(0, 2 * math.pi)
-    name = CLASSES[label]
+    return tuple(int(v) for v in color)
+
+
+def draw_shape(img: Image.Image, name: str, cx: float, cy: float, r: float, rot: float, color,
+               rng: np.random.Generator) -> None:
+    """Draw one object of class ``name`` centred at (cx, cy) with radius ``r`` onto ``img``
+    (RGB, or "L" for masks: texture classes then fill their whole blob)."""
+    s = img.size[0]
+    draw = ImageDraw.Draw(img)
+    bg_mean = np.asarray(img, dtype=np.float32).reshape(s * s, -1).mean(0)
     if name == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
     elif name == "square":
@@ -118,23 +125,42 @@ def render(label: int, size: int, rng: np.random.Generator) -> Image.Image:
         off = r * 0.55
         ox, oy = cx + off * math.cos(rot), cy + off * math.sin(rot)
         md.ellipse([ox - r * 0.85, oy - r * 0.85, ox + r * 0.85, oy + r * 0.85], fill=0)
-        img.paste(Image.new("RGB", (s, s), color), (0, 0), mask)
+        img.paste(Image.new(img.mode, (s, s), color), (0, 0), mask)
     elif name == "arrow":
         pts = [(cx - r, cy - r * 0.18), (cx + r * 0.2, cy - r * 0.18), (cx + r * 0.2, cy - r * 0.5),
                (cx + r, cy), (cx + r * 0.2, cy + r * 0.5), (cx + r * 0.2, cy + r * 0.18),
                (cx - r, cy + r * 0.18)]
         draw.polygon(_rotated(pts, cx, cy, rot), fill=color)
+    elif img.mode == "L":  # masks of texture classes: the whole blob
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
     else:  # texture classes: a rotated pattern inside a random blob
         tile = _pattern(name, int(2 * r) + 2, color, tuple(int(v) for v in bg_mean), rng)
         tile = tile.rotate(math.degrees(rot), resample=Image.NEAREST, fillcolor=tuple(int(v) for v in bg_mean))
         mask = Image.new("L", tile.size, 0)
         ImageDraw.Draw(mask).ellipse([0, 0, tile.size[0] - 1, tile.size[1] - 1], fill=255)
         img.paste(tile, (int(cx - r), int(cy - r)), mask)
+
+
+def finish(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Blur and sensor noise."""
+    s = img.size[0]
     if rng.random() < 0.7:
         img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 1.2)) * s / 96))
     out = np.asarray(img, dtype=np.float32)
     out = out + rng.normal(0, rng.uniform(2, 14), out.shape)
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+
+
+def render(label: int, size: int, rng: np.random.Generator) -> Image.Image:
+    """Draw one image of class ``label`` at ``size`` x ``size`` pixels."""
+    img = background(size, rng)
+    color = foreground_color(img, rng)
+    r = size * rng.uniform(0.18, 0.36)
+    cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+    draw_shape(img, CLASSES[label], cx, cy, r, rng.uniform(0, 2 * math.pi), color, rng)
+    return finish(img, rng)
 
 
 class EmbeddedShapes(Dataset):
