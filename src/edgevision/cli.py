@@ -114,6 +114,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.task != "classification":
+        from .dense.train import DenseConfig, train_dense
+        cfg = DenseConfig(task=args.task, model=args.model, out=args.out, detector=args.detector,
+                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          resolution=args.resolution or 128, train_size=args.train_size,
+                          val_size=args.val_size, workers=args.workers, seed=args.seed,
+                          backbone_weights=args.weights)
+        res = train_dense(cfg)
+        print(f"done: best {'mAP' if args.task == 'detection' else 'mIoU'} {res['best']:.2f}  ({args.out})")
+        return 0
     from .train import ProgressiveConfig, TrainConfig, train
     prog = None
     if args.progressive:
@@ -319,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)")
     t.add_argument("--model", required=True)
     t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--task", choices=["classification", "detection", "segmentation"], default="classification")
+    t.add_argument("--detector", choices=["retinanet", "fasterrcnn", "ssdlite"], default="retinanet",
+                   help="detection head (with --task detection)")
     t.add_argument("--data", default="embedded", help="'embedded' or a folder with train/ and val/")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)

@@ -1,0 +1,78 @@
+"""Dense prediction: every backbone plugs into an FPN with exact strides/channels; detectors and
+the segmenter train, evaluate and export; bad targets are handled as documented."""
+import pytest
+import torch
+
+import edgevision as ev
+from edgevision.dense import DenseBackbone, build_detector, build_segmenter
+from edgevision.dense.data import DenseDataError, EmbeddedDense, check_target, collate
+from edgevision.dense.train import DenseConfig, train_dense
+
+from conftest import ALL_MODELS, heavy_param
+
+
+@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+def test_every_backbone_feeds_an_fpn(name):
+    strides = [f.reduction for f in ev.create_model(name, features_only=True).feature_info]
+    want = tuple(s for s in (8, 16, 32) if s in strides)
+    bb = DenseBackbone(name, want, fpn_channels=32, extra="p6p7").eval()
+    with torch.no_grad():
+        out = bb(torch.randn(1, 3, 128, 160))
+    assert list(out) == ["0", "1", "2", "p6", "p7"][: len(want)] + ["p6", "p7"]
+    for k, s in zip(out, want):
+        assert out[k].shape[1] == 32
+        assert out[k].shape[2] in (128 // s, -(-128 // s)) and out[k].shape[3] in (160 // s, -(-160 // s))
+
+
+@pytest.mark.parametrize("kind", ["retinanet", "fasterrcnn", "ssdlite"])
+def test_detectors_train_step_and_eval(kind):
+    ds = EmbeddedDense("train", 4, 128)
+    imgs, ts = collate([ds[i] for i in (1, 2, 3)])
+    model = build_detector(kind, "mobilenetv3_small_075", 6, 128)
+    losses = model(list(imgs), [{"boxes": t["boxes"], "labels": t["labels"]} for t in ts])
+    loss = sum(losses.values())
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        out = model(list(imgs))
+    assert len(out) == 3 and set(out[0]) >= {"boxes", "scores", "labels"}
+
+
+def test_segmentation_and_train_loop(tmp_path):
+    seg = build_segmenter("mobilenetv4_conv_small", 6)
+    assert seg(torch.rand(2, 3, 96, 128)).shape == (2, 7, 96, 128)
+    res = train_dense(DenseConfig(task="segmentation", model="mobilenetv3_small_075", out=str(tmp_path / "s"),
+                                  epochs=1, batch_size=4, train_size=8, val_size=4, resolution=64, workers=0),
+                      log=lambda m: None)
+    assert 0 <= res["miou"] <= 100 and (tmp_path / "s" / "best.pt").exists()
+    res = train_dense(DenseConfig(task="detection", model="mobilenetv3_small_075", out=str(tmp_path / "d"),
+                                  detector="fasterrcnn", epochs=1, batch_size=4, train_size=8, val_size=4,
+                                  resolution=64, workers=0), log=lambda m: None)
+    assert 0 <= res["map"] <= 100
+
+
+def test_target_handling():
+    # no boxes: a valid negative image
+    t = check_target({"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}, 64, 64)
+    assert t["boxes"].shape == (0, 4)
+    # boxes outside are clipped; empty after clipping are dropped
+    t = check_target({"boxes": torch.tensor([[-10.0, 5, 20, 30], [70, 70, 90, 90]]), "labels": torch.tensor([1, 2])},
+                     64, 64)
+    assert t["boxes"].tolist() == [[0.0, 5.0, 20.0, 30.0]] and t["labels"].tolist() == [1]
+    with pytest.raises(DenseDataError, match="masks must be"):
+        check_target({"boxes": torch.tensor([[0.0, 0, 5, 5]]), "labels": torch.tensor([1]),
+                      "masks": torch.zeros(1, 32, 32)}, 64, 64)
+    with pytest.raises(DenseDataError, match="background"):
+        check_target({"boxes": torch.tensor([[0.0, 0, 5, 5]]), "labels": torch.tensor([0])}, 64, 64)
+    ds = EmbeddedDense("val", 11, 64)
+    assert len(ds[0][1]["boxes"]) == 0 and len(ds[1][1]["boxes"]) >= 1  # every 10th image is empty
+
+
+def test_detector_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgevision.dense.deploy import export_detector, time_onnx
+    model = build_detector("ssdlite", "mobilenetv3_small_075", 6, 96)
+    r = export_detector(model, tmp_path / "det.onnx", 96)
+    assert r["detections"] > 0 and r["box_diff_px"] < 0.1
+    assert time_onnx(tmp_path / "det.onnx", 96, budget_s=0.2) > 0
