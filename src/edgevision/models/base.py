@@ -8,6 +8,7 @@ checks, so families only describe their architecture.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,7 +34,7 @@ def _is_exporting() -> bool:
         or torch.onnx.is_in_onnx_export()
 
 
-class EdgeModel(nn.Module):
+class EdgeModel(nn.Module, abc.ABC):
     """Base class: subclasses set ``spec``, ``in_chans``, ``num_classes``, ``num_features``,
     ``feature_info`` and implement ``trunk()``, ``forward_head()`` and ``reset_classifier()``."""
 
@@ -46,14 +47,17 @@ class EdgeModel(nn.Module):
     min_input_size: int = 32  # smallest height/width accepted
     channels_last: bool = False  # convert inputs to NHWC (set by create_model with the weights)
 
-    def trunk(self) -> list[tuple[str, nn.Module]]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def trunk(self) -> list[tuple[str, nn.Module]]:
+        """Ordered (name, module) pieces applied one after the other by forward_features."""
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool the last feature map and classify (``pre_logits``: the pooled features)."""
 
-    def reset_classifier(self, num_classes: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier (0: none, forward returns the pre-logits features)."""
 
     # ------------------------------------------------------------------ derived behaviour
     def check_input(self, x: torch.Tensor) -> None:
