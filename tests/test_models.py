@@ -22,7 +22,8 @@ def test_param_count_matches_reference(name):
 
 @pytest.mark.parametrize("name", HAS_REF)
 def test_macs_within_one_percent(name):
-    macs = count_macs(name, REF[name].resolution) / 1e6
+    # the reference table does not count the products inside fused attention kernels
+    macs = count_macs(name, REF[name].resolution, fused_attention=False) / 1e6
     assert abs(macs - REF[name].macs_millions) <= 0.01 * REF[name].macs_millions, macs
 
 

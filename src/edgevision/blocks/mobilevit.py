@@ -20,8 +20,8 @@ affine) projection unless ``keep_rounded_size=True``, which reproduces timm bit 
 every map is a multiple of the patch size (inputs that are multiples of 64 for the registered
 models), both rules give the same numbers.
 
-The unfold and fold are each a single copy and keep the memory layout of the network: in a
-channels-last (NHWC) network the tokens are stored channel-last and the folded map is NHWC again.
+The unfold and fold are each a single copy, and the folded map has the memory layout (NCHW or
+NHWC) of the block input.
 """
 from __future__ import annotations
 
@@ -140,18 +140,9 @@ class MobileViTV2Block(nn.Module):
         if resized:
             x = F.interpolate(x, size=(nh * p, nw * p), mode="bilinear", align_corners=True)
         x = self.conv_1x1(self.conv_kxk(x))
-        # (B, C, P, N) tokens; from an NHWC map they are stored as (B, P, N, C) so that the 1x1
-        # convs (whose weights are then NHWC too) and the norms run without layout changes
-        nhwc = _is_nhwc(x)
-        if nhwc:
-            t = unfold_patches(x, p, tokens_last=True).permute(0, 3, 1, 2)
-        else:
-            t = unfold_patches(x, p, tokens_last=False)
+        t = unfold_patches(x, p, tokens_last=False)  # (B, C, P, N), NCHW-contiguous
         t = self.norm(self.transformer(t))
-        if nhwc:
-            x = fold_patches(t.permute(0, 2, 3, 1), p, nh, nw, tokens_last=True, nhwc=True)
-        else:
-            x = fold_patches(t, p, nh, nw, tokens_last=False, nhwc=False)
+        x = fold_patches(t, p, nh, nw, tokens_last=False, nhwc=_is_nhwc(x))
         if resized and not self.keep_rounded_size:
             # resizing commutes with the per-pixel affine projection (in eval mode): resize
             # the narrower map
