@@ -56,6 +56,12 @@ def test_embedded_dataset_is_deterministic_and_balanced():
     assert not torch.equal(a[5][0], EmbeddedShapes("train", 24, 48, seed=3)[5][0])
     assert sorted(a[i][1] for i in range(24)) == sorted(list(range(len(CLASSES))) * 2)
     assert a[0][0].shape == (3, 48, 48) and EmbeddedShapes("val", 2, 80)[0][0].shape == (3, 80, 80)
+    tr = EmbeddedShapes("train", 24, 48)
+    first = tr[3][0]
+    tr.set_epoch(1)  # the training split draws new images every epoch, with the same labels
+    assert not torch.equal(first, tr[3][0]) and tr[3][1] == 3
+    tr.set_epoch(0)
+    assert torch.equal(first, tr[3][0])
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -137,7 +137,8 @@ def cmd_train(args) -> int:
         lr=args.lr, optimizer=args.opt, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, resolution=args.resolution, train_size=args.train_size,
         val_size=args.val_size, drop_path_rate=args.drop_path, drop_rate=args.drop, ema_decay=args.ema,
-        mixup=args.mixup, cutmix=args.cutmix, randaug=args.randaug, grad_clip=args.grad_clip,
+        mixup=args.mixup, cutmix=args.cutmix, randaug=args.randaug, crop_scale=args.crop_scale,
+        grad_clip=args.grad_clip,
         channels_last=not args.no_channels_last, bf16=args.bf16, compile=args.compile,
         workers=args.workers, seed=args.seed, weights=args.weights, resume=args.resume,
         stop_after_epochs=args.stop_after_epochs, teacher=args.teacher,
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mixup", type=float, default=0.0)
     t.add_argument("--cutmix", type=float, default=0.0)
     t.add_argument("--randaug", type=int, default=0, help="RandAugment magnitude (0: off)")
+    t.add_argument("--crop-scale", type=float, default=0.5, help="smallest area kept by random-resized crops")
     t.add_argument("--grad-clip", type=float, default=0.0)
     t.add_argument("--no-channels-last", action="store_true")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast")

@@ -41,7 +41,7 @@ def _pattern(kind: str, size: int, color, bg, rng) -> Image.Image:
     """A square texture tile of the given pattern class (later masked by a blob)."""
     tile = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(tile)
-    period = max(4, int(size * rng.uniform(0.12, 0.25)))
+    period = max(4, int(size * rng.uniform(0.2, 0.3)))
     if kind == "stripes":
         for x in range(-size, 2 * size, period):
             d.rectangle([x, -size, x + period // 2, 2 * size], fill=color)
@@ -59,26 +59,26 @@ def _pattern(kind: str, size: int, color, bg, rng) -> Image.Image:
 
 
 def background(s: int, rng: np.random.Generator) -> Image.Image:
-    """A random background: gradient, smooth noise, or noise with faint clutter."""
-    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    bg_kind = rng.integers(0, 3)
-    if bg_kind == 0:  # gradient
-        t = np.linspace(0, 1, s, dtype=np.float32)
-        grad = t[None, :, None] if rng.random() < 0.5 else t[:, None, None]
-        arr = c0 * (1 - grad) + c1 * grad
-        arr = np.broadcast_to(arr, (s, s, 3))
-    else:  # smooth noise texture
-        small = rng.uniform(0, 1, (max(2, s // 16), max(2, s // 16), 1)).astype(np.float32)
-        up = np.asarray(Image.fromarray((small[..., 0] * 255).astype(np.uint8)).resize((s, s), Image.BICUBIC),
-                        dtype=np.float32)[..., None] / 255
-        arr = c0 * (1 - up) + c1 * up
+    """A random background: a colour gradient, optionally with low-contrast smooth noise and a
+    few small, faint specks (distractors that are much smaller than any object)."""
+    c0 = rng.integers(0, 256, 3).astype(np.float32)
+    c1 = np.clip(c0 + rng.integers(-90, 91, 3), 0, 255)
+    t = np.linspace(0, 1, s, dtype=np.float32)
+    grad = t[None, :, None] if rng.random() < 0.5 else t[:, None, None]
+    arr = np.broadcast_to(c0 * (1 - grad) + c1 * grad, (s, s, 3)).astype(np.float32)
+    kind = rng.integers(0, 3)
+    if kind >= 1:  # smooth low-contrast noise
+        small = rng.uniform(-1, 1, (max(2, s // 8), max(2, s // 8))).astype(np.float32)
+        up = np.asarray(Image.fromarray(((small + 1) * 127.5).astype(np.uint8)).resize((s, s), Image.BICUBIC),
+                        dtype=np.float32) / 127.5 - 1
+        arr = arr + up[..., None] * rng.uniform(10, 30)
     img = Image.fromarray(np.ascontiguousarray(arr).clip(0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    if bg_kind == 2:  # faint clutter: small translucent-looking specks
-        for _ in range(int(rng.integers(3, 9))):
-            x, y, r = rng.uniform(0, s), rng.uniform(0, s), rng.uniform(0.02, 0.06) * s
-            col = tuple(int(v) for v in (0.7 * np.array(img.getpixel((int(x) % s, int(y) % s)))
-                                         + 0.3 * rng.integers(0, 256, 3)))
+    if kind == 2:  # faint specks
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(2, 6))):
+            x, y, r = rng.uniform(0, s), rng.uniform(0, s), rng.uniform(0.01, 0.03) * s
+            col = tuple(int(v) for v in (0.8 * np.array(img.getpixel((int(x) % s, int(y) % s)))
+                                         + 0.2 * rng.integers(0, 256, 3)))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=col)
     return img
 
@@ -145,9 +145,9 @@ def finish(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Blur and sensor noise."""
     s = img.size[0]
     if rng.random() < 0.7:
-        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 1.2)) * s / 96))
+        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 0.8)) * s / 96))
     out = np.asarray(img, dtype=np.float32)
-    out = out + rng.normal(0, rng.uniform(2, 14), out.shape)
+    out = out + rng.normal(0, rng.uniform(2, 8), out.shape)
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
 
 
@@ -157,7 +157,7 @@ def render(label: int, size: int, rng: np.random.Generator) -> Image.Image:
     """Draw one image of class ``label`` at ``size`` x ``size`` pixels."""
     img = background(size, rng)
     color = foreground_color(img, rng)
-    r = size * rng.uniform(0.18, 0.36)
+    r = size * rng.uniform(0.22, 0.38)
     cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
     draw_shape(img, CLASSES[label], cx, cy, r, rng.uniform(0, 2 * math.pi), color, rng)
     return finish(img, rng)
@@ -167,7 +167,10 @@ class EmbeddedShapes(Dataset):
     """``length`` deterministic samples of the embedded dataset for ``split``.
 
     Returns ``(transform(PIL image), label)``; without a transform, a float tensor in [0, 1].
-    Labels cycle through the classes so every split is balanced.
+    Labels cycle through the classes so every split is balanced. ``set_epoch(e)`` makes the
+    training split draw *new* images for epoch ``e`` (a procedural dataset is unlimited, so a
+    model never sees the same training image twice and cannot memorise it); other splits are
+    fixed.
     """
 
     classes = CLASSES
@@ -178,6 +181,10 @@ class EmbeddedShapes(Dataset):
             raise ValueError(f"split must be one of {', '.join(_SPLIT_OFFSET)}")
         self.split, self.length, self.resolution, self.seed = split, length, resolution, seed
         self.transform = transform
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.length
@@ -186,7 +193,10 @@ class EmbeddedShapes(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         label = index % len(CLASSES)
-        rng = np.random.default_rng([self.seed, _SPLIT_OFFSET[self.split], index])
+        key = [self.seed, _SPLIT_OFFSET[self.split], index]
+        if self.split == "train" and self.epoch:
+            key.append(self.epoch)  # fresh images every epoch (epoch 0 keeps the original key)
+        rng = np.random.default_rng(key)
         # render a bit larger so random-resized crops keep detail, at least the asked size
         return render(label, self.resolution, rng), label
 

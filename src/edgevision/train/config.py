@@ -51,6 +51,7 @@ class TrainConfig:
     mixup: float = 0.0  # mixup alpha (0 = off)
     cutmix: float = 0.0  # cutmix alpha (0 = off)
     randaug: int = 0  # RandAugment magnitude (0 = off)
+    crop_scale: float = 0.5  # smallest area fraction kept by the random-resized crop
     grad_clip: float = 0.0  # max grad norm (0 = off)
     channels_last: bool = True
     bf16: bool = False  # bf16 autocast

@@ -13,8 +13,8 @@ from ..images import preprocess, to_rgb
 from ..registry import InputConfig
 
 
-def train_transform(cfg: InputConfig, size: int, randaug: int = 0):
-    ops = [T.Lambda(to_rgb), T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
+def train_transform(cfg: InputConfig, size: int, randaug: int = 0, crop_scale: float = 0.5):
+    ops = [T.Lambda(to_rgb), T.RandomResizedCrop(size, scale=(crop_scale, 1.0), antialias=True),
            T.RandomHorizontalFlip()]
     if randaug > 0:
         ops.append(T.RandAugment(magnitude=randaug))
@@ -33,18 +33,18 @@ class EvalTransform:
 
 
 def build_datasets(data: str, cfg: InputConfig, size: int, randaug: int = 0, train_size: int = 6000,
-                   val_size: int = 1200, seed: int = 0):
+                   val_size: int = 1200, seed: int = 0, crop_scale: float = 0.5):
     """(train, val, class names) for ``data`` = "embedded" or an ImageFolder root."""
     if data == "embedded":
         # embedded images are drawn directly at the training size (crop keeps >= 35 % area)
-        train = EmbeddedShapes("train", train_size, size, seed, train_transform(cfg, size, randaug))
+        train = EmbeddedShapes("train", train_size, size, seed, train_transform(cfg, size, randaug, crop_scale))
         val = EmbeddedShapes("val", val_size, size, seed, EvalTransform(cfg, size))
         return train, val, list(CLASSES)
     root = Path(data)
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise EdgeVisionError(f"data folder {str(root)!r} must contain train/ and val/ sub-folders "
                               f"(ImageFolder layout: train/<class>/<image>), or use --data embedded")
-    train = ImageFolderDataset(root / "train", train_transform(cfg, size, randaug))
+    train = ImageFolderDataset(root / "train", train_transform(cfg, size, randaug, crop_scale))
     val = ImageFolderDataset(root / "val", EvalTransform(cfg, size), classes=train.classes)
     return train, val, train.classes
 

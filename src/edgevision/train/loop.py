@@ -141,7 +141,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         key = (v["size"], v["randaug"])
         if key not in datasets:
             tr, va, _ = build_datasets(cfg.data, cfg_in, v["size"], v["randaug"], cfg.train_size,
-                                       cfg.val_size, cfg.seed)
+                                       cfg.val_size, cfg.seed, cfg.crop_scale)
             skipped = getattr(tr, "skipped", 0) + getattr(va, "skipped", 0)
             if skipped and main and not datasets:
                 log(f"warning: skipped {skipped} unreadable image(s) in {cfg.data}")
@@ -188,6 +188,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation RNG: a function of the epoch only
         np.random.seed(cfg.seed * 7919 + epoch)
         train_ds, val_ds = data_for(v)
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(epoch)
         loader = make_loader(train_ds, cfg.batch_size, True, cfg.workers, cfg.seed, epoch, info.enabled)
         mix = None
         if (v["mixup"] or 0) > 0 or cfg.cutmix > 0:
