@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import edgevision as ev
+import edgevision.registry
 from edgevision.deploy import reparameterize
 from edgevision.deploy.export import ExportError, export
 from edgevision.errors import ConfigError
@@ -59,6 +60,22 @@ def test_dynamic_batch_and_openvino(tmp_path):
         assert np.abs(sess(x.numpy()) - model(x).numpy()).max() <= 1e-4
     ov = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(96, 96))
     assert ov.precision == "fp32" and (tmp_path / "m.bin").exists()
+
+
+FAMILY_REPS = {}
+for _n in ALL_MODELS:
+    FAMILY_REPS.setdefault(ev.registry.get_entry(_n).family, _n)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_REPS.values()))
+def test_openvino_export_per_family(name, tmp_path):
+    """Every family exports to OpenVINO and runs there in fp32 (precision read back, not assumed)."""
+    pytest.importorskip("openvino")
+    torch.manual_seed(0)
+    model = randomize_bn(ev.create_model(name)).eval()
+    s = small_size(name)
+    r = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(s, s))
+    assert r.precision == "fp32" and r.runtime == "openvino" and (tmp_path / "m.bin").exists()
 
 
 def test_failed_verification_writes_nothing(tmp_path):
