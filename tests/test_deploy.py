@@ -76,6 +76,13 @@ def test_openvino_export_per_family(name, tmp_path):
     s = small_size(name)
     r = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(s, s))
     assert r.precision == "fp32" and r.runtime == "openvino" and (tmp_path / "m.bin").exists()
+    # a dynamic batch really is dynamic (no batch size baked into reshapes)
+    from edgevision.deploy.runtimes import open_session
+    d = export(model, tmp_path / "d.onnx", resolution=(s, s), dynamic_batch=True)
+    x = torch.randn(3, 3, s, s)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(open_session(d.path)(x.numpy()) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
 
 
 def test_failed_verification_writes_nothing(tmp_path):

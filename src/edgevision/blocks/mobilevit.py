@@ -48,11 +48,13 @@ def unfold_patches(x: torch.Tensor, p: int, tokens_last: bool) -> torch.Tensor:
     """(B, C, H, W) map, H and W multiples of ``p`` -> contiguous ``(B, P, N, C)`` tokens
     (``tokens_last``) or ``(B, C, P, N)``, with ``P = p*p`` pixel positions and ``N`` patches.
     One copy; from an NHWC map the ``(B, P, N, C)`` copy moves whole channel vectors."""
-    b, c, h, w = x.shape
-    x = x.reshape(b, c, h // p, p, w // p, p)  # (B, C, nh, pr, nw, pc): a view in either layout
+    _, c, h, w = x.shape
+    n = (h // p) * (w // p)
+    # the batch dimension is always -1, so traced/exported graphs keep a dynamic batch
+    x = x.reshape(-1, c, h // p, p, w // p, p)  # (B, C, nh, pr, nw, pc): a view in either layout
     if tokens_last:
-        return x.permute(0, 3, 5, 2, 4, 1).reshape(b, p * p, -1, c)
-    return x.permute(0, 1, 3, 5, 2, 4).reshape(b, c, p * p, -1)
+        return x.permute(0, 3, 5, 2, 4, 1).reshape(-1, p * p, n, c)
+    return x.permute(0, 1, 3, 5, 2, 4).reshape(-1, c, p * p, n)
 
 
 def fold_patches(t: torch.Tensor, p: int, nh: int, nw: int, tokens_last: bool,
@@ -60,16 +62,16 @@ def fold_patches(t: torch.Tensor, p: int, nh: int, nw: int, tokens_last: bool,
     """Inverse of :func:`unfold_patches`: ``(B, P, N, C)`` / ``(B, C, P, N)`` tokens ->
     (B, C, nh*p, nw*p) map, written in NHWC memory if ``nhwc`` else NCHW (one copy)."""
     if tokens_last:
-        b, c = t.shape[0], t.shape[-1]
-        t = t.reshape(b, p, p, nh, nw, c)  # (B, pr, pc, nh, nw, C)
+        c = t.shape[-1]
+        t = t.reshape(-1, p, p, nh, nw, c)  # (B, pr, pc, nh, nw, C)
         order_nhwc, order_nchw = (0, 3, 1, 4, 2, 5), (0, 5, 3, 1, 4, 2)
     else:
-        b, c = t.shape[:2]
-        t = t.reshape(b, c, p, p, nh, nw)  # (B, C, pr, pc, nh, nw)
+        c = t.shape[1]
+        t = t.reshape(-1, c, p, p, nh, nw)  # (B, C, pr, pc, nh, nw)
         order_nhwc, order_nchw = (0, 4, 2, 5, 3, 1), (0, 1, 4, 2, 5, 3)
     if nhwc:
-        return t.permute(order_nhwc).reshape(b, nh * p, nw * p, c).permute(0, 3, 1, 2)
-    return t.permute(order_nchw).reshape(b, c, nh * p, nw * p)
+        return t.permute(order_nhwc).reshape(-1, nh * p, nw * p, c).permute(0, 3, 1, 2)
+    return t.permute(order_nchw).reshape(-1, c, nh * p, nw * p)
 
 
 class MobileViTBlock(nn.Module):
@@ -104,7 +106,7 @@ class MobileViTBlock(nn.Module):
         # one sequence of N patches per pixel position: (B*P, N, C)
         t = unfold_patches(x, p, tokens_last=True).flatten(0, 1)
         t = self.norm(self.transformer(t))
-        x = fold_patches(t.unflatten(0, (b, p * p)), p, nh, nw, tokens_last=True, nhwc=_is_nhwc(x))
+        x = fold_patches(t.unflatten(0, (-1, p * p)), p, nh, nw, tokens_last=True, nhwc=_is_nhwc(x))
         if resized:
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         x = self.conv_proj(x)

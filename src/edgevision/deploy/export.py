@@ -116,7 +116,13 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
             with torch.no_grad():
                 for kind, x in inputs.items():
                     ref = model(x).numpy()
-                    got = sess(x.numpy())
+                    try:
+                        got = sess(x.numpy())
+                    except Exception as e:  # a graph that exported but cannot run
+                        raise ExportError(
+                            f"the exported graph fails in {runtime} on the {kind} input "
+                            f"({str(e).splitlines()[0][:200]}); nothing was written. With "
+                            f"--dynamic-batch, try --exporter dynamo") from None
                     diff = float(np.abs(ref - got).max())
                     report.max_abs_diff[kind] = diff
                     # atol applies to logits of magnitude <= 1; larger logits (random weights with
