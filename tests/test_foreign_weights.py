@@ -115,3 +115,40 @@ def test_cli_convert_then_predict_keeps_source_architecture(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "broken.jpg"), "--model", "mobilenetv3_small_100",
                  "--weights", str(out)]) == 2
     assert "cannot read image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tv_name, name", [("convnext_tiny", "convnext_tiny"),
+                                           pytest.param("convnext_base", "convnext_base", marks=pytest.mark.slow)])
+def test_torchvision_convnext(tv_name, name, tmp_path):
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, tv_name)().eval()
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if n.endswith("layer_scale"):
+                p.uniform_(0.5, 1.5)  # the 1e-6 init would hide a mis-mapped block
+    torch.save(ref.state_dict(), tmp_path / "tv.pth")
+    ours = ev.create_model(name, channels_last=False).eval()
+    assert ev.load_weights(ours, tmp_path / "tv.pth").source == "torchvision"
+    _compare(ref, ours, 96)
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "convnextv2_atto"])
+def test_official_convnext_layout_round_trip(name, tmp_path):
+    """Key names and shapes of facebookresearch/ConvNeXt(-V2) checkpoints, reproduced from their
+    model code (downsample_layers, dwconv, pwconv1/2, gamma, grn.gamma/beta (1,1,1,C), norm, head)."""
+    from edgevision.weights.convnext_layouts import to_official
+    torch.manual_seed(0)
+    src = ev.create_model(name).eval()
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    off = to_official(src.state_dict())
+    assert "downsample_layers.0.0.weight" in off and "stages.0.0.pwconv1.weight" in off
+    if name.startswith("convnextv2"):
+        assert off["stages.0.0.grn.gamma"].shape == (1, 1, 1, 160)
+    torch.save({"model": off}, tmp_path / "official.pth")
+    dst = ev.create_model(name).eval()
+    assert ev.load_weights(dst, tmp_path / "official.pth").source == "official"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("input")
     c.add_argument("--model", required=True)
     c.add_argument("--source", default="auto", choices=["auto", "edgevision", "timm", "torchvision",
-                                                        "efficientnet_pytorch"])
+                                                        "efficientnet_pytorch", "official"])
     c.add_argument("--num-classes", type=int, default=1000)
     c.add_argument("-o", "--output", required=True, help="output .safetensors")
     c.set_defaults(fn=cmd_convert)

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import WeightsError
 from .io import read_state_dict
 
-SOURCES = ("auto", "edgevision", "timm", "torchvision", "efficientnet_pytorch")
+SOURCES = ("auto", "edgevision", "timm", "torchvision", "efficientnet_pytorch", "official")
 
 
 @dataclass
@@ -35,8 +35,11 @@ def detect_source(sd: dict, model: nn.Module, meta: dict) -> str:
     from .effnet_pytorch import looks_like_effnet_pytorch
     from .timm import looks_like_timm
     from .torchvision_convert import looks_like_torchvision
+    from .convnext_layouts import looks_like_official_convnext
     if looks_like_effnet_pytorch(sd):
         return "efficientnet_pytorch"
+    if looks_like_official_convnext(sd):
+        return "official"
     if looks_like_torchvision(sd):
         return "torchvision"
     if looks_like_timm(sd, model):
@@ -55,6 +58,12 @@ def convert(sd: dict, model: nn.Module, source: str) -> dict:
     if source == "torchvision":
         from .torchvision_convert import convert_torchvision
         return convert_torchvision(sd, model)
+    if source == "official":
+        from .convnext_layouts import convert_official_convnext
+        if getattr(model, "family", None) not in ("convnext", "convnextv2"):
+            raise WeightsError(f"official-repository layouts are supported for ConvNeXt / ConvNeXt V2; "
+                               f"got family {getattr(model, 'family', None)!r}")
+        return convert_official_convnext(sd, model)
     if source == "efficientnet_pytorch":
         from .effnet_pytorch import convert_effnet_pytorch
         return convert_effnet_pytorch(sd, model)

@@ -20,6 +20,11 @@ def looks_like_torchvision(sd: dict) -> bool:
     return "features.0.0.weight" in sd and any(k.startswith("classifier.") for k in sd)
 
 
+def _convnext(sd, model):
+    from .convnext_layouts import convert_torchvision_convnext
+    return convert_torchvision_convnext(sd, model)
+
+
 def convert_torchvision_mbnet(sd: dict, model: nn.Module) -> dict:
     fam = getattr(model, "family", None)
     if fam not in FAMILIES:
@@ -52,6 +57,7 @@ def convert_torchvision_mbnet(sd: dict, model: nn.Module) -> dict:
 
 
 _CONVERTERS = {f: convert_torchvision_mbnet for f in FAMILIES}
+_CONVERTERS["convnext"] = _convnext
 
 
 def register_torchvision(family: str, fn) -> None:
