@@ -70,4 +70,5 @@ for _name, _spec, _res, _crop in (("small", MOBILENETV4_CONV_SMALL, 224, 0.875),
                                   ("medium", MOBILENETV4_CONV_MEDIUM, 256, 0.95),
                                   ("large", MOBILENETV4_CONV_LARGE, 384, 0.95)):
     register(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
-             InputConfig(input_size=(3, _res, _res), crop_pct=_crop, interpolation="bicubic"))
+             InputConfig(input_size=(3, _res, _res), crop_pct=_crop, interpolation="bicubic"),
+             channels_last=True)
