@@ -27,8 +27,28 @@ class ConvNeXtBlock(nn.Module):
         self.mlp.fc2 = nn.Linear(hidden, dim)
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.conv_mlp = False  # set by reparameterize(): run the MLP as 1x1 convs in NCHW
+
+    def _forward_conv_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """Deploy form: channel LayerNorm + 1x1 convs, the graph exporters and runtimes like
+        best (ONNX Runtime/OpenVINO run it without transposes around the matmuls)."""
+        shortcut = x
+        x = self.conv_dw(x).permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
+        x = x.permute(0, 3, 1, 2)
+        x = F.gelu(F.conv2d(x, self.mlp.fc1.weight[:, :, None, None], self.mlp.fc1.bias))
+        if self.mlp.grn is not None:  # GRN over (H, W) per channel, channels-first
+            gx = x.norm(p=2, dim=(2, 3), keepdim=True)
+            nx = gx / (gx.mean(dim=1, keepdim=True) + self.mlp.grn.eps)
+            x = x + self.mlp.grn.bias.view(1, -1, 1, 1) + self.mlp.grn.weight.view(1, -1, 1, 1) * (x * nx)
+        x = F.conv2d(x, self.mlp.fc2.weight[:, :, None, None], self.mlp.fc2.bias)
+        if self.gamma is not None:
+            x = x * self.gamma.view(1, -1, 1, 1)
+        return self.drop_path(x) + shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv_mlp:
+            return self._forward_conv_mlp(x)
         shortcut = x
         x = self.conv_dw(x).permute(0, 2, 3, 1)  # NHWC view
         x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
@@ -42,11 +62,13 @@ class ConvNeXtBlock(nn.Module):
 
     @torch.no_grad()
     def reparameterize(self) -> nn.Module:
-        """Fold the layer scale into fc2 (one multiply fewer per block); idempotent."""
+        """Fold the layer scale into fc2 (one multiply fewer per block) and switch to the 1x1-conv
+        form of the MLP; idempotent."""
         if self.gamma is not None:
             self.mlp.fc2.weight.mul_(self.gamma[:, None])
             self.mlp.fc2.bias.mul_(self.gamma)
             self.gamma = None
+        self.conv_mlp = True
         return self
 
 
