@@ -158,11 +158,12 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
 
 def format_results(results: list[BenchResult]) -> str:
     from ..cli import _table
-    rows = [[r.model, r.backend, r.precision, f"{r.batch}", f"{r.resolution[0]}", f"{r.median_ms:.2f}",
+    rows = [[r.model, r.backend, r.settings, r.precision, f"{r.batch}", f"{r.resolution[0]}", f"{r.median_ms:.2f}",
              f"{r.p10_ms:.2f}-{r.p90_ms:.2f}", f"{r.images_per_s:.1f}", f"{r.peak_mem_mb:.0f}",
              "cache" if r.cached else f"{r.runs}"] for r in results]
-    head = ["model", "backend", "precision", "bs", "res", "median ms", "p10-p90", "img/s", "mem MB", "runs"]
-    return _table(rows, head, right={3, 4, 5, 6, 7, 8, 9})
+    head = ["model", "backend", "settings", "precision", "bs", "res", "median ms", "p10-p90", "img/s",
+            "mem MB", "runs"]
+    return _table(rows, head, right={4, 5, 6, 7, 8, 9, 10})
 
 
 def save_json(results: list[BenchResult], path: str | os.PathLike) -> None:
