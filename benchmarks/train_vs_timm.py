@@ -12,33 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import timm
 import torch
 
 import edgevision as ev
 from edgevision.bench import cpu_description
+from vs_timm import train_ips  # same measurement, AdamW here
 
 MODELS = "mobilenetv3_large_100,efficientnet_b0,convnext_atto,efficientvit_m5,repvit_m1_1"
-
-
-def ips(model, x, y, steps):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    model.train()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        out = model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        loss_fn(out, y).backward()
-        opt.step()
-    step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * x.shape[0] / (time.perf_counter() - t0)
 
 
 def main():
@@ -70,8 +52,8 @@ def main():
             y = torch.randint(0, 1000, (args.bs,))
             o, t = [], []
             for _ in range(args.rounds):
-                o.append(ips(ours, x, y, args.steps))
-                t.append(ips(ref, xt, y, args.steps))
+                o.append(train_ips(ours, x, y, args.steps, "adamw"))
+                t.append(train_ips(ref, xt, y, args.steps, "adamw"))
             mo, mt = statistics.median(o), statistics.median(t)
             print(f"{name:24s} {label:>8s} {mo:8.1f} {mt:8.1f} {mo / mt:9.3f}", flush=True)
 

@@ -109,6 +109,29 @@ class EdgeModel(nn.Module, abc.ABC):
         return [out[i] for i in indices]
 
 
+def init_conv_weights(model: nn.Module, linear_std: float | None = None) -> None:
+    """He-normal (fan-out) convs, unit BatchNorms, zero biases; Linear layers uniform in
+    +-1/sqrt(out) (EfficientNet/MobileNet recipe) or normal with ``linear_std``."""
+    import math
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if linear_std is None:
+                bound = 1.0 / math.sqrt(m.weight.shape[0])
+                nn.init.uniform_(m.weight, -bound, bound)
+            else:
+                nn.init.normal_(m.weight, 0, linear_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def resolve_out_indices(model: EdgeModel, out_indices: Sequence[int] | None) -> tuple[int, ...]:
     n = len(model.feature_info)
     if out_indices is None:

@@ -20,7 +20,7 @@ from ..blocks.uib import UniversalInvertedResidual
 from ..errors import ConfigError
 from ..layers import ConvNormAct, get_act, make_divisible
 from ..layers.drop import path_rates
-from .base import EdgeModel, FeatureInfo
+from .base import EdgeModel, FeatureInfo, init_conv_weights
 
 BLOCKS = {
     "cn": ConvBlock,  # conv-norm-act (+ residual if skip=True)
@@ -171,7 +171,7 @@ class MBNet(EdgeModel):
             raise ConfigError(f"unknown head_style {spec.head_style!r}")
         self._pool_first = spec.head_chs > 0 and spec.head_style != "conv_bn"
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        init_conv_weights(self)
 
     def round_out(self, row: Row) -> int:
         return self.spec.round_chs(row.out_chs)
@@ -194,21 +194,6 @@ class MBNet(EdgeModel):
             se_channels=se_channels, se_act=spec.se_act or act, se_gate=spec.se_gate,
             pw_act=row.pw_act, start_kernel=row.start_kernel, end_kernel=row.end_kernel,
             layer_scale=spec.layer_scale)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.weight.shape[0])
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
 
     # ---- contract
     def trunk(self):

@@ -19,7 +19,6 @@ drops the non-residual ones); this changes training regularisation only, never e
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -32,7 +31,7 @@ from ..errors import ConfigError
 from ..layers import ConvNormAct, make_divisible
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register
-from .base import EdgeModel, FeatureInfo
+from .base import EdgeModel, FeatureInfo, init_conv_weights
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class MobileViT(EdgeModel):
             self.num_features = chs
             self.final_conv = None
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        init_conv_weights(self, linear_std=0.01)
 
     def _mobilevit_block(self, st: Stage, chs: int, dpr: float) -> nn.Module:
         spec = self.spec
@@ -136,18 +135,6 @@ class MobileViT(EdgeModel):
         if spec.version == 1:
             return MobileViTBlock(num_heads=spec.num_heads, fusion=spec.fusion, **common)
         return MobileViTV2Block(keep_rounded_size=spec.keep_rounded_size, **common)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     # ---- contract
     def trunk(self):
