@@ -69,10 +69,12 @@ def test_target_handling():
     assert len(ds[0][1]["boxes"]) == 0 and len(ds[1][1]["boxes"]) >= 1  # every 10th image is empty
 
 
-def test_detector_exports_to_onnx(tmp_path):
+@pytest.mark.parametrize("kind", ["ssdlite", "fasterrcnn"])
+def test_detector_exports_to_onnx(kind, tmp_path):
     pytest.importorskip("onnxruntime")
     from edgevision.dense.deploy import export_detector, time_onnx
-    model = build_detector("ssdlite", "mobilenetv3_small_075", 6, 96)
+    torch.manual_seed(0)
+    model = build_detector(kind, "mobilenetv3_small_075", 6, 96)
     r = export_detector(model, tmp_path / "det.onnx", 96)
     assert r["detections"] > 0 and r["box_diff_px"] < 0.1
     assert time_onnx(tmp_path / "det.onnx", 96, budget_s=0.2) > 0
