@@ -50,6 +50,17 @@ def test_weight_decay_skips_norm_bias_and_scales():
     assert "stem.conv.weight" not in names and "classifier.weight" not in names
 
 
+def test_zero_init_starts_at_uniform_predictions():
+    from edgevision.train.loop import zero_init
+    model = ev.create_model("mobilenetv3_small_075", num_classes=12)
+    zero_init(model)
+    with torch.no_grad():
+        logits = model.train()(torch.randn(4, 3, 64, 64))
+    assert torch.allclose(logits, torch.zeros_like(logits))  # loss starts at ln(12)
+    blk = model.stages[2][1]  # a residual inverted-residual block
+    assert blk.has_skip and torch.count_nonzero(blk.conv_pwl.bn.weight) == 0
+
+
 def test_embedded_dataset_is_deterministic_and_balanced():
     a, b = EmbeddedShapes("val", 24, 48, seed=3), EmbeddedShapes("val", 24, 48, seed=3)
     assert torch.equal(a[5][0], b[5][0])
