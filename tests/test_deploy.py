@@ -1,4 +1,4 @@
-"""Reparameterization and export, registry-wide, with randomized BN statistics."""
+"""Reparameterization and export, registry-wide, with non-trivial BN statistics and affine params."""
 import numpy as np
 import pytest
 import torch
@@ -9,14 +9,14 @@ from edgevision.deploy import reparameterize
 from edgevision.deploy.export import ExportError, export
 from edgevision.errors import ConfigError
 
-from conftest import ALL_MODELS, heavy_param, randomize_bn, small_size
+from conftest import ALL_MODELS, heavy_param, nontrivial_bn, randomize_bn, small_size
 
 
 @pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
 def test_reparameterize_keeps_outputs(name):
     torch.manual_seed(0)
-    model = randomize_bn(ev.create_model(name)).eval()
     s = small_size(name)
+    model = nontrivial_bn(ev.create_model(name), name, (s, s)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fused = reparameterize(model, input_size=(s, s + 32))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()), "BN left unfused"
@@ -42,8 +42,8 @@ def test_reparameterize_refuses_training_mode():
 @pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
 def test_every_model_exports_to_onnx_and_matches(name, tmp_path):
     torch.manual_seed(0)
-    model = randomize_bn(ev.create_model(name)).eval()
     s = small_size(name)
+    model = nontrivial_bn(ev.create_model(name), name, (s, s)).eval()
     report = export(model, tmp_path / "m.onnx", resolution=(s, s))
     assert report.path.exists() and report.precision == "fp32"
     assert report.max_abs_diff.keys() == {"random", "image"}
@@ -72,8 +72,8 @@ def test_openvino_export_per_family(name, tmp_path):
     """Every family exports to OpenVINO and runs there in fp32 (precision read back, not assumed)."""
     pytest.importorskip("openvino")
     torch.manual_seed(0)
-    model = randomize_bn(ev.create_model(name)).eval()
     s = small_size(name)
+    model = nontrivial_bn(ev.create_model(name), name, (s, s)).eval()
     r = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(s, s))
     assert r.precision == "fp32" and r.runtime == "openvino" and (tmp_path / "m.bin").exists()
     # a dynamic batch really is dynamic (no batch size baked into reshapes)

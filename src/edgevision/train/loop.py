@@ -148,6 +148,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         teacher.eval().requires_grad_(False)
         if cfg.distill not in ("soft", "hard"):
             raise ConfigError(f"--distill must be soft or hard, not {cfg.distill!r}")
+    if hasattr(model, "set_distilled_training"):  # a distillation head learns from the teacher
+        model.set_distilled_training(teacher is not None)
     cfg_in = model.input_config
     train_model = torch.compile(model) if cfg.compile else model
     if info.enabled:
