@@ -12,6 +12,8 @@ FFN                -            -          start=0, mid=0
 =================  ===========  =========  ===========
 
 The stride sits on the first depthwise conv that exists after the start one (mid, else start).
+
+:class:`MobileAttentionBlock` is the hybrid models' attention block (mobile multi-query attention).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
+from ..layers.attention_mqa import MultiQueryAttention2d
 from .mbconv import _Residual
 
 
@@ -56,3 +59,32 @@ class UniversalInvertedResidual(_Residual):
     def forward(self, x):
         y = self.dw_end(self.pw_proj(self.dw_mid(self.pw_exp(self.dw_start(x)))))
         return self.residual(self.layer_scale(y), x)
+
+
+class MobileAttentionBlock(_Residual):
+    """MobileNetV4 hybrid attention block: ``x + layer_scale(mqa(bn(x)))``.
+
+    The pre-norm BN is folded into the attention's projections by :meth:`reparameterize`.
+    """
+
+    def __init__(self, in_chs, out_chs, kernel=3, stride=1, padding="", bn_eps=1e-5, skip=None,
+                 drop_path=0.0, heads=4, key_dim=64, kv_stride=1, layer_scale: float | None = 1e-5,
+                 **_unused):
+        super().__init__()
+        if stride != 1:
+            raise ValueError("MobileNetV4 attention blocks do not stride")
+        self.norm = nn.BatchNorm2d(in_chs, eps=bn_eps)
+        self.attn = MultiQueryAttention2d(in_chs, out_chs, heads, key_dim, key_dim, kv_stride, kernel,
+                                          padding, bn_eps)
+        self.layer_scale = LayerScale2d(out_chs, layer_scale) if layer_scale is not None else nn.Identity()
+        self._init_skip(in_chs, out_chs, stride, skip, drop_path)
+
+    def forward(self, x):
+        return self.residual(self.layer_scale(self.attn(self.norm(x))), x)
+
+    def reparameterize(self) -> nn.Module:
+        if isinstance(self.norm, nn.BatchNorm2d):
+            from ..layers.reparam import bn_scale_shift
+            self.attn.absorb_input_affine(*bn_scale_shift(self.norm))
+            self.norm = nn.Identity()
+        return self

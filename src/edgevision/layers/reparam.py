@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _bn_scale_shift(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+def bn_scale_shift(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) such that bn(x) == x * scale + shift in eval mode."""
     std = (bn.running_var + bn.eps).sqrt()
     weight = bn.weight if bn.affine else torch.ones_like(std)
@@ -23,7 +23,7 @@ def _bn_scale_shift(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, 
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A Conv2d equal to ``bn(conv(x))`` (eval mode). Keeps the conv's class (e.g. Conv2dSame)."""
-    scale, shift = _bn_scale_shift(bn)
+    scale, shift = bn_scale_shift(bn)
     fused = _clone_conv(conv, bias=True)
     fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
     b = conv.bias if conv.bias is not None else torch.zeros_like(shift)
@@ -34,7 +34,7 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 @torch.no_grad()
 def fuse_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
     """A Linear equal to ``linear(bn(x))`` (eval mode)."""
-    scale, shift = _bn_scale_shift(bn)
+    scale, shift = bn_scale_shift(bn)
     fused = nn.Linear(linear.in_features, linear.out_features, bias=True,
                       device=linear.weight.device, dtype=linear.weight.dtype)
     fused.weight.copy_(linear.weight * scale.view(1, -1))
@@ -46,7 +46,7 @@ def fuse_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
 @torch.no_grad()
 def fuse_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     """A Linear equal to ``bn(linear(x))`` (eval mode)."""
-    scale, shift = _bn_scale_shift(bn)
+    scale, shift = bn_scale_shift(bn)
     fused = nn.Linear(linear.in_features, linear.out_features, bias=True,
                       device=linear.weight.device, dtype=linear.weight.dtype)
     fused.weight.copy_(linear.weight * scale.view(-1, 1))

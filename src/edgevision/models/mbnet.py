@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.mbconv import ConvBlock, DepthwiseSeparable, FusedMBConv, InvertedResidual
-from ..blocks.uib import UniversalInvertedResidual
+from ..blocks.uib import MobileAttentionBlock, UniversalInvertedResidual
 from ..errors import ConfigError
 from ..layers import ConvNormAct, get_act, make_divisible
 from ..layers.drop import path_rates
@@ -28,6 +28,7 @@ BLOCKS = {
     "ir": InvertedResidual,  # MBConv
     "er": FusedMBConv,  # Fused-MBConv ("edge residual")
     "uir": UniversalInvertedResidual,  # MobileNetV4 UIB
+    "mqa": MobileAttentionBlock,  # MobileNetV4 hybrid: mobile multi-query attention
 }
 
 
@@ -35,7 +36,7 @@ BLOCKS = {
 class Row:
     """``repeats`` identical blocks; only the first one may stride."""
 
-    kind: str  # block type: "cn", "ds", "ir", "er" or "uir" (see BLOCKS)
+    kind: str  # block type: "cn", "ds", "ir", "er", "uir" or "mqa" (see BLOCKS)
     out_chs: int  # output channels before width scaling
     repeats: int = 1  # number of blocks before depth scaling
     stride: int = 1  # stride of the first block (1 or 2)
@@ -47,6 +48,9 @@ class Row:
     pw_act: bool = False  # ds only: activation after the pointwise conv (MobileNetV1)
     start_kernel: int = 0  # uir only: depthwise kernel before the expansion (0 = none)
     end_kernel: int = 0  # uir only: depthwise kernel after the projection (0 = none)
+    heads: int = 0  # mqa only: query heads (kernel: the key/value downsampling dw kernel)
+    key_dim: int = 0  # mqa only: channels per head of queries and of the shared key and value
+    kv_stride: int = 1  # mqa only: spatial reduction of keys/values (1 = none)
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,8 @@ class MBNet(EdgeModel):
             padding=spec.padding, bn_eps=spec.bn_eps, skip=row.skip, drop_path=dpr,
             se_channels=se_channels, se_act=spec.se_act or act, se_gate=spec.se_gate,
             pw_act=row.pw_act, start_kernel=row.start_kernel, end_kernel=row.end_kernel,
-            layer_scale=spec.layer_scale)
+            layer_scale=spec.layer_scale, heads=row.heads, key_dim=row.key_dim,
+            kv_stride=row.kv_stride)
 
     # ---- contract
     def trunk(self):

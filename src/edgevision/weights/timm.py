@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..blocks.mbconv import ConvBlock, DepthwiseSeparable, FusedMBConv, InvertedResidual
-from ..blocks.uib import UniversalInvertedResidual
+from ..blocks.uib import MobileAttentionBlock, UniversalInvertedResidual
 from ..errors import WeightsError
 
 Converter = Callable[[dict, nn.Module], dict]
@@ -65,12 +65,18 @@ _MB_BLOCK_MAPS = {
     FusedMBConv: {"conv_exp": "conv_exp.conv", "bn1": "conv_exp.bn", "se": "se",
                   "conv_pwl": "conv_pwl.conv", "bn2": "conv_pwl.bn"},
     UniversalInvertedResidual: None,  # same names
+    MobileAttentionBlock: None,  # same names except inside attn (_MQA_KEYS)
 }
+# timm's MultiQueryAttention2d sub-modules -> ours
+_MQA_KEYS = {"attn.query.proj.": "attn.query_proj.", "attn.key.down_conv.": "attn.key_down.conv.",
+             "attn.key.norm.": "attn.key_down.bn.", "attn.key.proj.": "attn.key_proj.",
+             "attn.value.down_conv.": "attn.value_down.conv.", "attn.value.norm.": "attn.value_down.bn.",
+             "attn.value.proj.": "attn.value_proj.", "attn.output.proj.": "attn.out_proj."}
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(\d+)\.([^.]+)(\..*)$")
 
 
-@register_converter("mobilenetv1", "mobilenetv2", "mobilenetv3", "mobilenetv4", "efficientnet",
-                    "efficientnet_lite", "efficientnetv2")
+@register_converter("mobilenetv1", "mobilenetv2", "mobilenetv3", "mobilenetv4", "mobilenetv4_hybrid",
+                    "efficientnet", "efficientnet_lite", "efficientnetv2")
 def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
     head_is_seq = isinstance(model.head_conv, nn.Sequential)  # pool_conv style: conv with bias + act
     head = {"conv_head": "head_conv.0" if head_is_seq else "head_conv.conv", "bn2": "head_conv.bn",
@@ -86,6 +92,11 @@ def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
             except (IndexError, AttributeError):
                 return f"<unmatched>{k}"
             table = _MB_BLOCK_MAPS.get(type(block), {})
+            if isinstance(block, MobileAttentionBlock):
+                tail = f"{sub}{rest}"
+                for a, z in _MQA_KEYS.items():
+                    if tail.startswith(a):
+                        return f"stages.{s}.{b}.{z}{tail[len(a):]}"
             return f"stages.{s}.{b}.{(table or {}).get(sub, sub)}{rest}"
         top, _, rest = k.partition(".")
         return f"{head[top]}.{rest}" if top in head else f"<unmatched>{k}"
