@@ -68,3 +68,55 @@ def test_repvit_single_head_variant_and_reparameterized_form():
     mixer = fused.stages[1].blocks[0].token_mixer
     assert isinstance(mixer, torch.nn.Conv2d) and mixer.kernel_size == (3, 3) and mixer.bias is not None
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+
+
+# ------------------------------------------------------------- edgevision multi-scale windows
+def _reference_window_attention(attn, x):
+    """Brute force: full attention per head with a mask allowing only same-window keys."""
+    n, c, h, w = x.shape
+    qkv = attn.qkv(x).flatten(2).transpose(1, 2)  # (N, HW, 3C)
+    q, k, v = qkv.chunk(3, dim=-1)
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    g, d = attn.heads_per_group, attn.head_dim
+    outs = []
+    for i, win in enumerate(attn.windows):
+        if win == 0:
+            allowed = torch.ones(h * w, h * w, dtype=torch.bool)
+        else:
+            wh, ww = min(win, h), min(win, w)
+            cell = (ys // wh * 1000 + xs // ww).flatten()
+            allowed = cell[:, None] == cell[None, :]
+        sl = slice(i * g * d, (i + 1) * g * d)
+        split = lambda t: t[..., sl].reshape(n, h * w, g, d).transpose(1, 2)  # noqa: E731
+        o = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=allowed)
+        outs.append(o.transpose(1, 2).reshape(n, h * w, g * d))
+    o = torch.cat(outs, -1).transpose(1, 2).reshape(n, c, h, w)
+    return attn.proj(o)
+
+
+@pytest.mark.parametrize("size", [(14, 14), (9, 16), (5, 4), (7, 7)])
+def test_window_attention_equals_masked_full_attention(size):
+    from edgevision.layers.attention_window import MultiScaleWindowAttention
+    torch.manual_seed(0)
+    attn = MultiScaleWindowAttention(48, 6, (3, 7, 0)).eval()
+    x = torch.randn(2, 48, *size)
+    with torch.no_grad():
+        ref = _reference_window_attention(attn, x)
+        assert torch.allclose(attn(x), ref, atol=1e-5)
+        assert torch.allclose(attn(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-5)
+
+
+def test_mswa_reparameterize_leaves_no_normalisation():
+    model = nontrivial_bn(ev.create_model("edgevision_mswa_s"), "edgevision_mswa_s", (64, 64)).eval()
+    fused = ev.reparameterize(model, input_size=(96, 80))
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    assert fused.stages[2][1].attn.qkv.bias is not None  # norm1 went into the qkv projection
+
+
+def test_mswa_golden_figures():
+    """edgevision's own model has no published figures: pin its size so changes are deliberate."""
+    from edgevision.bench import count_macs
+    with torch.device("meta"):
+        model = ev.create_model("edgevision_mswa_s")
+    assert ev.count_params(model) == 4_092_480
+    assert round(count_macs("edgevision_mswa_s", 224, fused_attention=False) / 1e6, 1) == 445.8

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import ConvNormAct
+from .reparam import absorb_input_affine
 
 
 class MultiQueryAttention2d(nn.Module):
@@ -60,14 +61,7 @@ class MultiQueryAttention2d(nn.Module):
     @torch.no_grad()
     def absorb_input_affine(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
         """Make ``self(x)`` compute what ``self(x * scale + shift)`` did (per channel)."""
-        def fold(conv: nn.Conv2d) -> nn.Conv2d:
-            w = conv.weight  # (O, C, 1, 1)
-            new = nn.Conv2d(conv.in_channels, conv.out_channels, 1, bias=True).to(w)
-            new.weight.copy_(w * scale.view(1, -1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels).to(w)
-            new.bias.copy_(bias + w.flatten(1) @ shift)
-            return new
-
+        fold = lambda conv: absorb_input_affine(conv, scale, shift)  # noqa: E731
         self.query_proj = fold(self.query_proj)
         if isinstance(self.key_down, nn.Identity):
             self.key_proj, self.value_proj = fold(self.key_proj), fold(self.value_proj)

@@ -103,3 +103,18 @@ def _clone_conv(conv: nn.Conv2d, bias: bool) -> nn.Conv2d:
     new.bias = nn.Parameter(torch.empty(conv.out_channels, dtype=conv.weight.dtype,
                                         device=conv.weight.device)) if bias else None
     return new
+
+
+@torch.no_grad()
+def absorb_input_affine(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
+    """A 1x1 conv equal to ``conv(x * scale + shift)`` (per-channel affine, e.g. a pre-norm BN).
+
+    Exact only for unpadded 1x1 convs (a padded kxk conv would see the shift at the border)."""
+    if conv.kernel_size != (1, 1) or conv.groups != 1:
+        raise ValueError("only a dense 1x1 conv can absorb its input's affine map exactly")
+    fused = _clone_conv(conv, bias=True)
+    w = conv.weight
+    fused.weight.copy_(w * scale.view(1, -1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels).to(w)
+    fused.bias.copy_(bias + w.flatten(1) @ shift)
+    return fused

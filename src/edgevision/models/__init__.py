@@ -1,2 +1,2 @@
 """Model families. Importing this package registers every variant."""
-from . import convnext, efficientnet, mobilenet, mobilenetv4, mobilevit, repvit  # noqa: F401
+from . import convnext, edgevision_mswa, efficientnet, mobilenet, mobilenetv4, mobilevit, repvit  # noqa: F401
