@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import ConvNormAct, DropPath, SqueezeExcite, make_divisible
-from ..layers.reparam import fuse_bn_linear, fuse_conv_bn, identity_kernel, merge_parallel_convs
+from ..layers import ConvMlp, ConvNormAct, DropPath, NormLinear, SqueezeExcite, make_divisible
+from ..layers.reparam import fuse_conv_bn, identity_kernel, merge_parallel_convs
 
 
 class RepVggDw(nn.Module):
@@ -46,17 +46,6 @@ class RepVggDw(nn.Module):
         ident.weight.copy_(identity_kernel(chs, 1, chs, main.weight))
         return fuse_conv_bn(merge_parallel_convs([main, self.conv1, ident]), self.bn)
 
-
-class ConvMlp(nn.Module):
-    """1x1 conv-BN -> act -> 1x1 conv-BN (the FFN / channel mixer)."""
-
-    def __init__(self, chs: int, hidden: int, act: str = "gelu", bn_eps: float = 1e-5):
-        super().__init__()
-        self.conv1 = ConvNormAct(chs, hidden, 1, act=act, bn_eps=bn_eps)
-        self.conv2 = ConvNormAct(hidden, chs, 1, act=None, bn_eps=bn_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.conv1(x))
 
 
 class RepViTBlock(nn.Module):
@@ -98,20 +87,6 @@ class RepViTDownsample(nn.Module):
         x = self.channel_downsample(self.spatial_downsample(self.pre_block(x)))
         return x + self.drop_path(self.ffn(x))
 
-
-class NormLinear(nn.Module):
-    """BatchNorm1d -> Linear; folds into one Linear for inference."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.bn = nn.BatchNorm1d(in_features)
-        self.l = nn.Linear(in_features, out_features)  # noqa: E741 (the RepViT/timm key name)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.l(self.bn(x))
-
-    def reparameterize(self) -> nn.Module:
-        return fuse_bn_linear(self.bn, self.l)
 
 
 class DistilledHead(nn.Module):

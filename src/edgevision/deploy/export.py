@@ -62,6 +62,8 @@ def check_inputs(model: nn.Module, resolution: tuple[int, int], seed: int = 0) -
 def _torch_onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int,
                        dynamic_batch: bool, exporter: str) -> None:
     kwargs = dict(opset_version=opset, input_names=["input"], output_names=["logits"])
+    with torch.no_grad():  # warm-up: size-dependent constants (attention-bias tables) get cached
+        model(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":

@@ -78,3 +78,16 @@ class ConvNormAct(nn.Module):
             self.conv = fuse_conv_bn(self.conv, self.bn)
             self.bn = nn.Identity()
         return self
+
+
+class ConvMlp(nn.Module):
+    """1x1 conv-BN -> act -> 1x1 conv-BN: the convolutional FFN (channel mixer) of RepViT and
+    EfficientViT-M."""
+
+    def __init__(self, chs: int, hidden: int, act: str = "gelu", bn_eps: float = 1e-5):
+        super().__init__()
+        self.conv1 = ConvNormAct(chs, hidden, 1, act=act, bn_eps=bn_eps)
+        self.conv2 = ConvNormAct(hidden, chs, 1, act=None, bn_eps=bn_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))

@@ -29,3 +29,21 @@ class GRN(nn.Module):
         gx = x.norm(p=2, dim=(1, 2), keepdim=True)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
         return torch.addcmul(self.bias, self.weight, x * nx) + x
+
+
+class NormLinear(nn.Module):
+    """BatchNorm1d -> (dropout) -> Linear, the classifier of RepViT and EfficientViT-M; folds into
+    one Linear for inference."""
+
+    def __init__(self, in_features: int, out_features: int, drop: float = 0.0):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(in_features)
+        self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
+        self.l = nn.Linear(in_features, out_features)  # noqa: E741 (the RepViT/timm key name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l(self.drop(self.bn(x)))
+
+    def reparameterize(self) -> nn.Module:
+        from .reparam import fuse_bn_linear
+        return fuse_bn_linear(self.bn, self.l)

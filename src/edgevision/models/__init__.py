@@ -1,2 +1,3 @@
 """Model families. Importing this package registers every variant."""
-from . import convnext, edgevision_mswa, efficientnet, mobilenet, mobilenetv4, mobilevit, repvit  # noqa: F401
+from . import (convnext, edgevision_mswa, efficientnet, efficientvit_msra, mobilenet, mobilenetv4,  # noqa: F401
+               mobilevit, repvit)

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks.repvit import ConvMlp, DistilledHead, NormLinear, RepViTBlock, RepViTDownsample
+from ..blocks.repvit import DistilledHead, RepViTBlock, RepViTDownsample
+from ..layers import ConvMlp, NormLinear
 from ..layers import ConvNormAct
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register

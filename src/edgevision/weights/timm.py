@@ -105,4 +105,4 @@ def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
 
 
 # family converters living in their own modules register themselves on import
-from . import timm_convnext, timm_mobilevit, timm_repvit  # noqa: E402,F401
+from . import timm_convnext, timm_efficientvit, timm_mobilevit, timm_repvit  # noqa: E402,F401
