@@ -53,15 +53,17 @@ def create_conv2d(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, 
 
 
 class ConvNormAct(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d -> activation; the commonest brick of CNNs."""
+    """Conv2d (no bias) -> BatchNorm2d -> activation; the commonest brick of CNNs.
+    ``norm=False``: no BatchNorm (``bn`` is the identity) and, unless ``bias=False``, a conv bias."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1,
                  groups: int = 1, dilation: int = 1, padding: str | int = "",
-                 act: str | None = "relu", bn_eps: float = 1e-5, apply_act: bool = True):
+                 act: str | None = "relu", bn_eps: float = 1e-5, apply_act: bool = True,
+                 norm: bool = True, bias: bool | None = None):
         super().__init__()
         self.conv = create_conv2d(in_chs, out_chs, kernel_size, stride, dilation, groups,
-                                  bias=False, padding=padding)
-        self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps)
+                                  bias=not norm if bias is None else bias, padding=padding)
+        self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps) if norm else nn.Identity()
         self.act = get_act(act if apply_act else None, inplace=True)
 
     @property

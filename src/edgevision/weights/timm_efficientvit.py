@@ -7,6 +7,8 @@ not learnt) is dropped.
 """
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 from .timm import register_converter, rename
@@ -23,5 +25,25 @@ def _convert_msra(sd: dict, model: nn.Module) -> dict:
         for a, b in _MSRA.items():
             k = k.replace(a, b)
         return "head.l." + k[len("head.linear."):] if k.startswith("head.linear.") else k
+
+    return rename(sd, fn)
+
+
+# EfficientViT-B: ``norm`` -> ``bn``; residual ``main`` -> ``m`` (the stride-2 first block of a
+# stage has no shortcut and no wrapper here); the head is split into head_in / pre_logits /
+# classifier.
+_MIT_FIRST = re.compile(r"^(stages\.\d+\.blocks\.0)\.main\.")
+_MIT_HEAD = {"head.in_conv.": "head_in.", "head.classifier.0.": "pre_logits.fc.",
+             "head.classifier.1.": "pre_logits.ln.", "head.classifier.4.": "classifier."}
+
+
+@register_converter("efficientvit_mit")
+def _convert_mit(sd: dict, model: nn.Module) -> dict:
+    def fn(k: str) -> str | None:
+        for a, b in _MIT_HEAD.items():
+            if k.startswith(a):
+                k = b + k[len(a):]
+        k = _MIT_FIRST.sub(r"\1.", k)
+        return k.replace(".main.", ".m.").replace(".norm.", ".bn.")
 
     return rename(sd, fn)
