@@ -120,3 +120,59 @@ def test_mswa_golden_figures():
         model = ev.create_model("edgevision_mswa_s")
     assert ev.count_params(model) == 4_092_480
     assert round(count_macs("edgevision_mswa_s", 224, fused_attention=False) / 1e6, 1) == 445.8
+
+
+# ------------------------------------------------------------------------------ EfficientViT
+def test_lite_mla_equals_quadratic_relu_attention():
+    """LiteMLA's linear-time form equals sum_m relu(q.k_m) v_m / (sum_m relu(q.k_m) + eps)."""
+    from edgevision.layers.attention_lite import LiteMLA
+    torch.manual_seed(0)
+    attn = LiteMLA(32, 32, head_dim=8).eval()
+    x = torch.randn(2, 32, 6, 5)
+    with torch.no_grad():
+        qkv = attn.qkv(x)
+        qkv = torch.cat([qkv, attn.aggreg[0](qkv)], 1).view(2, -1, 24, 30)
+        q, k, v = qkv.chunk(3, dim=2)
+        q, k = q.relu(), k.relu()
+        w = q.transpose(-1, -2) @ k  # (B, G, N, N): every query against every key
+        ref = (v @ w.transpose(-1, -2)) / (w.sum(-1).unsqueeze(-2) + attn.eps)
+        ref = attn.proj(ref.reshape(2, -1, 6, 5))
+        assert torch.allclose(attn(x), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_efficientvit_m_bias_cache_follows_the_parameters():
+    """The per-size bias cache must never serve stale values: in-place edits and loaded weights
+    both change the output."""
+    torch.manual_seed(0)
+    model = nontrivial_bn(ev.create_model("efficientvit_m0", num_classes=5), "efficientvit_m0",
+                          (224, 224)).eval()
+    x = torch.randn(1, 3, 160, 224)
+    with torch.no_grad():
+        y0 = model(x)
+        biases = [p for n, p in model.named_parameters() if "attention_biases" in n]
+        for p in biases:
+            p.add_(torch.randn_like(p))
+        y1 = model(x)
+        assert not torch.allclose(y0, y1)
+        sd = {k: v.clone() for k, v in model.state_dict().items()}
+        for p in biases:
+            p.zero_()
+        model.load_state_dict(sd)
+        assert torch.equal(model(x), y1)
+
+
+def test_efficientvit_m_reparameterize_merges_residual_dw_convs():
+    name = "efficientvit_m0"
+    model = nontrivial_bn(ev.create_model(name), name, (224, 224)).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "attention_biases" in n:
+                p.normal_()
+    fused = ev.reparameterize(model, input_size=(160, 224))  # verifies the logits itself
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    blocks = sum(len(s.blocks) for s in model.stages)
+    downs = sum(not isinstance(s.downsample, torch.nn.Identity) for s in model.stages)
+    from edgevision.layers import Residual
+    # every block had 2 residual DW conv-BNs, every downsampling sandwich 2 more: all merged
+    assert sum(isinstance(m, Residual) for m in model.modules()) \
+        - sum(isinstance(m, Residual) for m in fused.modules()) == 2 * blocks + 2 * downs
