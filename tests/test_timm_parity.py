@@ -72,7 +72,8 @@ def test_auto_detects_timm_layout(tmp_path):
     assert ev.load_weights(ours, tmp_path / "w.pth").source == "timm"
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_large_100", "efficientnet_b0", "mobilenetv4_conv_small"])
+@pytest.mark.parametrize("name", ["mobilenetv3_large_100", "efficientnet_b0", "mobilenetv4_conv_small",
+                                  "efficientvit_m0", "efficientvit_b0", "repvit_m0_9"])
 def test_channels_last_matches_nchw(name):
     """The NHWC default only changes the summation order inside kernels."""
     torch.manual_seed(0)

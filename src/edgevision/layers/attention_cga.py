@@ -94,8 +94,8 @@ class CascadedGroupAttention(nn.Module):
                 feat = feat + chunks[i]
             q, k, v = qkv(feat).split([kd, kd, vd], dim=1)
             q = dw(q)
-            # (B, N, kd) x (B, kd, N): no transposes of k; SDPA would need (B, N, d) for all three
-            attn = (q.flatten(2).transpose(1, 2) * self.scale) @ k.flatten(2) + bias[i]
+            # bias + scale * (q^T k) in one batched GEMM (B, N, kd) x (B, kd, N)
+            attn = torch.baddbmm(bias[i], q.flatten(2).transpose(1, 2), k.flatten(2), alpha=self.scale)
             attn = attn.softmax(dim=-1)
             feat = (v.flatten(2) @ attn.transpose(1, 2)).view(b, vd, h, w)
             outs.append(feat)

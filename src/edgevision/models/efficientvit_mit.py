@@ -135,4 +135,4 @@ _VARIANTS = {
     "efficientvit_b3": EfficientViTBSpec((32, 64, 128, 256, 512), (1, 4, 6, 6, 9), 32, (2304, 2560)),
 }
 for _name, _spec in _VARIANTS.items():
-    register(_name, "efficientvit_mit", _spec, EfficientViTB, _input_config())
+    register(_name, "efficientvit_mit", _spec, EfficientViTB, _input_config(), channels_last=True)

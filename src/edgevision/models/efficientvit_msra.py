@@ -158,4 +158,4 @@ _VARIANTS = {
     "efficientvit_m5": EfficientViTMSpec((192, 288, 384), (1, 3, 4), (3, 3, 4), (7, 5, 3, 3)),
 }
 for _name, _spec in _VARIANTS.items():
-    register(_name, "efficientvit_msra", _spec, EfficientViTM, _input_config())
+    register(_name, "efficientvit_msra", _spec, EfficientViTM, _input_config(), channels_last=True)
