@@ -35,10 +35,10 @@ def detect_source(sd: dict, model: nn.Module, meta: dict) -> str:
     from .effnet_pytorch import looks_like_effnet_pytorch
     from .timm import looks_like_timm
     from .torchvision_convert import looks_like_torchvision
-    from .convnext_layouts import looks_like_official_convnext
+    from .official import detect_official
     if looks_like_effnet_pytorch(sd):
         return "efficientnet_pytorch"
-    if looks_like_official_convnext(sd):
+    if detect_official(sd) is not None:
         return "official"
     if looks_like_torchvision(sd):
         return "torchvision"
@@ -59,11 +59,8 @@ def convert(sd: dict, model: nn.Module, source: str) -> dict:
         from .torchvision_convert import convert_torchvision
         return convert_torchvision(sd, model)
     if source == "official":
-        from .convnext_layouts import convert_official_convnext
-        if getattr(model, "family", None) not in ("convnext", "convnextv2"):
-            raise WeightsError(f"official-repository layouts are supported for ConvNeXt / ConvNeXt V2; "
-                               f"got family {getattr(model, 'family', None)!r}")
-        return convert_official_convnext(sd, model)
+        from .official import convert_official
+        return convert_official(sd, model)
     if source == "efficientnet_pytorch":
         from .effnet_pytorch import convert_effnet_pytorch
         return convert_effnet_pytorch(sd, model)

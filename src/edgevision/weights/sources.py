@@ -2,7 +2,7 @@
 preprocessing.
 
 Some libraries train the same architecture with other BN epsilons or padding (torchvision's
-MobileNetV3 uses BN eps 1e-3; efficientnet_pytorch uses TensorFlow "same" padding and eps 1e-3).
+MobileNetV3 and EfficientNet B5-B7 use BN eps 1e-3; efficientnet_pytorch uses TensorFlow "same" padding and eps 1e-3).
 ``create_for_source`` builds the registered model with those spec overrides so converted weights
 reproduce the source's outputs, and the overrides are stored in the converted file.
 """
@@ -15,6 +15,12 @@ SPEC_OVERRIDES = {
     ("torchvision", "mobilenetv3"): dict(bn_eps=1e-3),
     ("torchvision", "efficientnetv2"): dict(padding="", bn_eps=1e-3),
     ("efficientnet_pytorch", "efficientnet"): dict(padding="same", bn_eps=1e-3),
+}
+# per model, where a source's variants of one family differ (torchvision's B5-B7 are TF ports)
+MODEL_SPEC_OVERRIDES = {
+    ("torchvision", "efficientnet_b5"): dict(bn_eps=1e-3),
+    ("torchvision", "efficientnet_b6"): dict(bn_eps=1e-3),
+    ("torchvision", "efficientnet_b7"): dict(bn_eps=1e-3),
 }
 # (source, family) -> input-config overrides (preprocessing the source's weights were trained with)
 INPUT_OVERRIDES = {
@@ -36,6 +42,7 @@ def create_for_source(name: str, source: str, **kwargs):
     from ..factory import create_model
     fam = get_entry(name).family
     overrides = dict(SPEC_OVERRIDES.get((source, fam), {}))
+    overrides.update(MODEL_SPEC_OVERRIDES.get((source, name), {}))
     overrides.update(kwargs)
     model = create_model(name, **overrides)
     inp = INPUT_OVERRIDES.get((source, fam))
