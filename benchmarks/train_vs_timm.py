@@ -4,14 +4,14 @@ steps (forward, backward, AdamW step), batch 32, 160 px, fp32. Higher ours/timm 
 
 Each library runs as a user would run it: edgevision with its family default memory layout
 (channels_last for the conv families, inputs converted inside the model), timm as created
-(NCHW); a second row forces NHWC on both for an apples-to-apples layout comparison.
+(NCHW); a second row forces NHWC on both for an apples-to-apples layout comparison. Rounds
+alternate between the libraries; each figure is the best round.
 
     .venv/bin/python benchmarks/train_vs_timm.py [--models a,b] [--steps 4] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import timm
 import torch
@@ -54,7 +54,7 @@ def main():
             for _ in range(args.rounds):
                 o.append(train_ips(ours, x, y, args.steps, "adamw"))
                 t.append(train_ips(ref, xt, y, args.steps, "adamw"))
-            mo, mt = statistics.median(o), statistics.median(t)
+            mo, mt = max(o), max(t)  # best round: interference on a shared machine only slows
             print(f"{name:24s} {label:>8s} {mo:8.1f} {mt:8.1f} {mo / mt:9.3f}", flush=True)
 
 

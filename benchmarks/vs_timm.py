@@ -4,6 +4,7 @@ throughput. Prints ratios (ours/timm latency: lower is better; ours/timm images/
 better) with the CPU description. timm is a benchmark-only dependency.
 
     .venv/bin/python benchmarks/vs_timm.py [--models a,b] [--threads N] [--skip-train]
+        [--skip-infer] [--layouts default,NCHW,NHWC] [--rounds N]
 
 Layouts: "default" is each library as created (edgevision picks NHWC for the conv families,
 timm stays NCHW); "NCHW"/"NHWC" force the same layout on both.
@@ -73,18 +74,21 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-infer", action="store_true")
     ap.add_argument("--train-res", type=int, default=160)
     ap.add_argument("--train-bs", type=int, default=32)
+    ap.add_argument("--layouts", default="default,NCHW,NHWC", help="subset of default,NCHW,NHWC")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [n for n in args.models.split(",") if n]
+    layouts = [lay for lay in LAYOUTS if lay[0] in args.layouts.split(",")]
     print(f"CPU: {cpu_description()}; timm {timm.__version__}")
     print("\nInference, batch 1, fp32 eager, eval, torch.inference_mode, default resolution")
     print(f"{'model':26s} {'res':>4s} {'layout':>8s} {'ours ms':>8s} {'timm ms':>8s} {'ours/timm':>9s}")
-    for name in names:
+    for name in ([] if args.skip_infer else names):
         res = ev.create_model(name).input_config.resolution
-        for label, ocl, tcl in LAYOUTS:
+        for label, ocl, tcl in layouts:
             ours, ref = build(name, "ours", ocl).eval(), build(name, "timm", tcl).eval()
             x = torch.randn(1, 3, res, res)  # NCHW, as a user passes it; our models convert inside
             if tcl:
@@ -101,7 +105,7 @@ def main():
     print(f"\nTraining, batch {args.train_bs}, {args.train_res}px, SGD step, fp32 (images/s)")
     print(f"{'model':26s} {'layout':>8s} {'ours':>8s} {'timm':>8s} {'ours/timm':>9s}")
     for name in names:
-        for label, ocl, tcl in LAYOUTS:
+        for label, ocl, tcl in layouts:
             ours, ref = build(name, "ours", ocl), build(name, "timm", tcl)
             x = torch.randn(args.train_bs, 3, args.train_res, args.train_res)
             if tcl:  # timm does not convert inputs itself
