@@ -74,7 +74,7 @@ def part1(names, threads, rounds, d):
         print(f"{name:24s} {res:4d} {mo:8.3f} {mt:8.3f} {mo / mt:9.3f}", flush=True)
 
 
-def part2(names, threads, weights_dir, d):
+def part2(names, threads, weights_dir, d, resolution=None):
     print("\nPart 2: reduced precision vs onnxruntime fp32 (speedup: higher is better)")
     print(f"{'model':24s} {'path':>16s} {'ran':>30s} {'bs1':>6s} {'bs16':>6s} {'agree%':>7s} {'weights':>8s}")
     for name in names:
@@ -84,7 +84,7 @@ def part2(names, threads, weights_dir, d):
         w = Path(weights_dir) / f"{name}.safetensors" if weights_dir else None
         model = ev.create_with_weights(name, w) if w and w.exists() else ev.create_model(name).eval()
         trained = "trained" if w and w.exists() else "random"
-        res = model.input_config.resolution
+        res = resolution or model.input_config.resolution
         fp32 = d / f"{name}_p2.onnx"
         export(model, fp32, resolution=(res, res), dynamic_batch=True)
         for rt, suffix in (("onnxruntime", ".onnx"), ("openvino", ".xml")):
@@ -96,6 +96,30 @@ def part2(names, threads, weights_dir, d):
                 continue
             print(f"{name:24s} {rt + ' int8':>16s} {r.precision:>30s} {r.speedup.get(1, float('nan')):6.2f} "
                   f"{r.speedup.get(16, float('nan')):6.2f} {r.top1_agreement:7.1f} {trained:>8s}", flush=True)
+        ov_row(name, "openvino bf16", fp32, "bf16", fp32, model, res, threads, trained)
+        if (d / f"{name}_int8.xml").exists():
+            ov_row(name, "ov int8+bf16", d / f"{name}_int8.xml", "int8-bf16", fp32, model, res, threads,
+                   trained)
+
+
+def ov_row(name, label, path, precision, fp32_path, model, res, threads, trained, held_out=200):
+    """OpenVINO at ``precision`` (bf16 on the fp32 graph: no calibration; int8-bf16: the NNCF
+    graph with its unquantized ops in bf16), where the CPU runs bf16 natively; the precision
+    OpenVINO reports back is printed."""
+    from edgevision.deploy.quantize import calibration_images
+    try:
+        bf = open_session(path, "openvino", threads, precision=precision)
+    except Exception as e:
+        print(f"{name:24s} {label:>16s} not available: {str(e)[:80]}")
+        return
+    fp = open_session(fp32_path, "onnxruntime", threads)
+    x = calibration_images("embedded", model.input_config, (res, res), held_out, split="test")
+    ref = np.concatenate([fp(x[i:i + 1]) for i in range(len(x))])
+    got = np.concatenate([bf(x[i:i + 1]) for i in range(len(x))])
+    agree = float((ref.argmax(1) == got.argmax(1)).mean() * 100)
+    sp = {b: ms(fp, np.repeat(x[:1], b, 0)) / ms(bf, np.repeat(x[:1], b, 0)) for b in (1, 16)}
+    print(f"{name:24s} {label:>16s} {bf.precision:>30s} {sp[1]:6.2f} {sp[16]:6.2f} {agree:7.1f} "
+          f"{trained:>8s}", flush=True)
 
 
 def main():
@@ -105,6 +129,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--weights-dir", help="directory of <model>.safetensors trained weights (part 2)")
     ap.add_argument("--models", help="comma-separated override of the model list")
+    ap.add_argument("--resolution", type=int, help="part 2: export size (default: the model's; use the "
+                                                    "training size with --weights-dir)")
     args = ap.parse_args()
     print(f"CPU: {cpu_description()}; onnxruntime {__import__('onnxruntime').__version__}; timm {timm.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +138,8 @@ def main():
         if args.part in ("1", "both"):
             part1(args.models.split(",") if args.models else PART1, args.threads, args.rounds, d)
         if args.part in ("2", "both"):
-            part2(args.models.split(",") if args.models else PART2, args.threads, args.weights_dir, d)
+            part2(args.models.split(",") if args.models else PART2, args.threads, args.weights_dir, d,
+                  args.resolution)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ class DemoPlan:
     train_size: int = 4800
     val_size: int = 1200
     batch_size: int = 64
-    lr: float = 4e-3
+    lr: float = 6e-3
     calib_images: int = 64
     held_out: int = 300
     bench_budget_s: float = 1.5
@@ -85,7 +85,7 @@ class Pipeline:
         p = self.plan
         cfg = TrainConfig(model=model, out=str(self.out / out), epochs=epochs, batch_size=p.batch_size,
                           lr=p.lr, resolution=p.resolution, train_size=p.train_size, val_size=p.val_size,
-                          workers=self.workers, warmup_epochs=min(1.0, epochs / 3), label_smoothing=0.1,
+                          workers=self.workers, warmup_epochs=min(0.5, epochs / 3), label_smoothing=0.1,
                           teacher=teacher, teacher_weights=str(self.out / "teacher" / "best.safetensors") if teacher else None,
                           distill="soft", alpha=0.5, temperature=2.0)
         r = train(cfg, log=lambda m: self.log("    " + m))

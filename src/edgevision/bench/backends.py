@@ -17,10 +17,10 @@ import torch
 from ..errors import ConfigError, EdgeVisionError
 
 BACKENDS = ("torch", "torch-cl", "compile", "ort", "ort-int8", "openvino", "openvino-bf16",
-            "openvino-int8")
+            "openvino-int8", "openvino-int8-bf16")
 _NEEDS = {"ort": ("onnxruntime", "onnxruntime"), "ort-int8": ("onnxruntime", "onnxruntime"),
           "openvino": ("openvino", "openvino"), "openvino-bf16": ("openvino", "openvino"),
-          "openvino-int8": ("nncf", "openvino nncf")}
+          "openvino-int8": ("nncf", "openvino nncf"), "openvino-int8-bf16": ("nncf", "openvino nncf")}
 
 
 @dataclass
@@ -95,7 +95,7 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
         q = artifact_dir() / (f"{tag}-int8.onnx" if rt == "onnxruntime" else f"{tag}-int8.xml")
         if not q.exists():
             quantize(fp32, q, runtime=rt, images=32, held_out=8, batches=())
-        sess = open_session(q, rt, threads, precision="int8")
+        sess = open_session(q, rt, threads, precision="int8-bf16" if backend.endswith("bf16") else "int8")
     return Runner(backend, sess.precision, lambda: sess(xn), f"{sess.runtime}")
 
 

@@ -56,9 +56,11 @@ def ort_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp3
 def openvino_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") -> Session:
     ov = _require("openvino", "openvino")
     core = ov.Core()
-    hint = {"fp32": "f32", "bf16": "bf16"}.get(precision)
-    if hint is None and not precision.startswith("int8"):
-        raise ConfigError(f"unknown OpenVINO precision {precision!r}; use fp32 or bf16")
+    # int8 graphs: the ops left unquantized run in fp32 unless "int8-bf16" asks for bf16 (on CPUs
+    # with native bf16 OpenVINO would otherwise pick bf16 for them by itself)
+    hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-bf16": "bf16"}.get(precision)
+    if hint is None:
+        raise ConfigError(f"unknown OpenVINO precision {precision!r}; use fp32, bf16, int8 or int8-bf16")
     cfg = {"PERFORMANCE_HINT": "LATENCY"}
     if hint:
         cfg["INFERENCE_PRECISION_HINT"] = hint
@@ -68,10 +70,14 @@ def openvino_session(path: str | os.PathLike, threads: int = 0, precision: str =
         compiled = core.compile_model(str(path), "CPU", cfg)
     except Exception as e:
         raise EdgeVisionError(f"OpenVINO cannot load {path}: {str(e).splitlines()[0][:200]}") from None
-    actual = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    ran = {"float32": "fp32", "f32": "fp32", "bf16": "bf16"}.get(actual.split("'")[-2] if "'" in actual else actual, actual)
+    actual = str(compiled.get_property("INFERENCE_PRECISION_HINT"))  # e.g. "<Type: 'bfloat16'>"
+    token = actual.split("'")[-2] if "'" in actual else actual
+    ran = {"float32": "fp32", "f32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}.get(token, token)
     if precision.startswith("int8"):
-        ran = f"int8 (non-quantized ops in {ran})"
+        if ran != hint.replace("f32", "fp32"):
+            raise EdgeVisionError(f"OpenVINO runs the unquantized ops in {ran} although "
+                                  f"{hint} was requested; this CPU may not support it")
+        ran = f"int8 (other ops {ran})"
     elif ran != precision:
         raise EdgeVisionError(f"OpenVINO ran {ran} although {precision} was requested; this CPU "
                               f"may not support {precision}")

@@ -51,7 +51,7 @@ class TrainConfig:
     mixup: float = 0.0  # mixup alpha (0 = off)
     cutmix: float = 0.0  # cutmix alpha (0 = off)
     randaug: int = 0  # RandAugment magnitude (0 = off)
-    crop_scale: float = 0.5  # smallest area fraction kept by the random-resized crop
+    crop_scale: float = 0.8  # smallest area kept by the random-resized crop (embedded objects stay whole)
     zero_init: bool = True  # from scratch: zero the classifier and the last BN of residual branches
     grad_clip: float = 0.0  # max grad norm (0 = off)
     channels_last: bool = True
