@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputShapeError
@@ -45,6 +46,7 @@ class EdgeModel(nn.Module, abc.ABC):
     num_classes: int
     num_features: int  # width of the pre-logits vector (what forward_head(pre_logits=True) returns)
     min_input_size: int = 32  # smallest height/width accepted
+    drop_rate: float = 0.0  # classifier dropout (training only)
     channels_last: bool = False  # convert inputs to NHWC (set by create_model with the weights)
 
     @abc.abstractmethod
@@ -58,6 +60,15 @@ class EdgeModel(nn.Module, abc.ABC):
     @abc.abstractmethod
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (0: none, forward returns the pre-logits features)."""
+
+    # ------------------------------------------------------------------ head helpers
+    def head_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier dropout (``drop_rate``, active in training only)."""
+        return F.dropout(x, self.drop_rate, self.training) if self.drop_rate > 0.0 else x
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average pool of a (N, C, H, W) map, then the classifier dropout."""
+        return self.head_dropout(x.mean((2, 3)))
 
     # ------------------------------------------------------------------ derived behaviour
     def check_input(self, x: torch.Tensor) -> None:
@@ -107,6 +118,11 @@ class EdgeModel(nn.Module, abc.ABC):
                 if len(out) == len(wanted):
                     break
         return [out[i] for i in indices]
+
+
+def linear_head(in_features: int, num_classes: int) -> nn.Module:
+    """A Linear classifier, or the identity when ``num_classes`` is 0 (features only)."""
+    return nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
 
 
 def init_conv_weights(model: nn.Module, linear_std: float | None = None) -> None:

@@ -11,13 +11,12 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.convnext import ConvNeXtStage
 from ..layers import LayerNorm2d
 from ..registry import InputConfig, register
-from .base import EdgeModel, FeatureInfo
+from .base import EdgeModel, FeatureInfo, linear_head
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class ConvNeXt(EdgeModel):
         self.num_features = dims[-1]
         self.head = nn.Module()
         self.head.norm = nn.LayerNorm(self.num_features, eps=spec.norm_eps)
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head.fc = linear_head(self.num_features, num_classes)
         self._init_weights()
 
     def _init_weights(self):
@@ -70,14 +69,12 @@ class ConvNeXt(EdgeModel):
         return [("stem", self.stem)] + [(f"stages.{i}", s) for i, s in enumerate(self.stages)]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head.norm(x.mean((2, 3)))
-        if self.drop_rate > 0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.head_dropout(self.head.norm(x.mean((2, 3))))
         return x if pre_logits else self.head.fc(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head.fc = linear_head(self.num_features, num_classes)
 
 
 CONVNEXT_TINY = ConvNeXtSpec()

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.mbconv import InvertedResidual
@@ -25,7 +24,7 @@ from ..blocks.mswa import MSWABlock
 from ..layers import ConvNormAct, make_divisible
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register
-from .base import EdgeModel, FeatureInfo, init_conv_weights
+from .base import EdgeModel, FeatureInfo, init_conv_weights, linear_head
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class EdgeVisionMSWA(EdgeModel):
         self.stages = nn.ModuleList(stages)
         self.head_conv = ConvNormAct(chs, spec.head_chs, 1, act=act)
         self.num_features = spec.head_chs
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)
         init_conv_weights(self, linear_std=0.01)
 
     def trunk(self):
@@ -84,14 +83,12 @@ class EdgeVisionMSWA(EdgeModel):
             [("head_conv", self.head_conv)]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.pooled(x)
         return x if pre_logits else self.classifier(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)
 
 
 EDGEVISION_MSWA_S = MSWASpec(stages=(

@@ -27,7 +27,7 @@ from ..layers import ConvNormAct, Residual
 from ..layers.attention_lite import LiteMLA
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register
-from .base import EdgeModel, FeatureInfo
+from .base import EdgeModel, FeatureInfo, linear_head
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class EfficientViTB(EdgeModel):
         self.classifier = self._make_head(num_classes)
 
     def _make_head(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        return linear_head(self.num_features, num_classes)
 
     # ---- contract
     def trunk(self):

@@ -23,7 +23,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..layers import ConvMlp, ConvNormAct, NormLinear, Residual, SqueezeExcite, make_divisible
@@ -135,9 +134,7 @@ class EfficientViTM(EdgeModel):
         return [("patch_embed", self.patch_embed)] + [(f"stages.{i}", s) for i, s in enumerate(self.stages)]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.pooled(x)
         return x if pre_logits else self.head(x)
 
     def reset_classifier(self, num_classes: int) -> None:

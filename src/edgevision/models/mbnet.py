@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.mbconv import ConvBlock, DepthwiseSeparable, FusedMBConv, InvertedResidual
@@ -20,7 +19,7 @@ from ..blocks.uib import MobileAttentionBlock, UniversalInvertedResidual
 from ..errors import ConfigError
 from ..layers import ConvNormAct, get_act, make_divisible
 from ..layers.drop import path_rates
-from .base import EdgeModel, FeatureInfo, init_conv_weights
+from .base import EdgeModel, FeatureInfo, init_conv_weights, linear_head
 
 BLOCKS = {
     "cn": ConvBlock,  # conv-norm-act (+ residual if skip=True)
@@ -174,7 +173,7 @@ class MBNet(EdgeModel):
         else:
             raise ConfigError(f"unknown head_style {spec.head_style!r}")
         self._pool_first = spec.head_chs > 0 and spec.head_style != "conv_bn"
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)
         init_conv_weights(self)
 
     def round_out(self, row: Row) -> int:
@@ -212,10 +211,9 @@ class MBNet(EdgeModel):
         x = x.mean((2, 3), keepdim=self._pool_first)
         if self._pool_first:
             x = self.head_conv(x).flatten(1)
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.head_dropout(x)
         return x if pre_logits else self.classifier(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.mbconv import InvertedResidual
@@ -31,7 +30,7 @@ from ..errors import ConfigError
 from ..layers import ConvNormAct, make_divisible
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register
-from .base import EdgeModel, FeatureInfo, init_conv_weights
+from .base import EdgeModel, FeatureInfo, init_conv_weights, linear_head
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ class MobileViT(EdgeModel):
         else:
             self.num_features = chs
             self.final_conv = None
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)
         init_conv_weights(self, linear_std=0.01)
 
     def _mobilevit_block(self, st: Stage, chs: int, dpr: float) -> nn.Module:
@@ -145,14 +144,12 @@ class MobileViT(EdgeModel):
         return pieces
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.pooled(x)
         return x if pre_logits else self.classifier(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = linear_head(self.num_features, num_classes)
 
 
 def _v1(widths: tuple[int, ...], attn_dims: tuple[int, int, int], expand: float, head: int) -> MobileViTSpec:

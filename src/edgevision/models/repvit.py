@@ -23,12 +23,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.repvit import DistilledHead, RepViTBlock, RepViTDownsample
-from ..layers import ConvMlp, NormLinear
-from ..layers import ConvNormAct
+from ..layers import ConvMlp, ConvNormAct, NormLinear
 from ..layers.drop import path_rates
 from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo
@@ -100,9 +98,7 @@ class RepViT(EdgeModel):
         return [("stem", self.stem)] + [(f"stages.{i}", s) for i, s in enumerate(self.stages)]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        x = x.mean((2, 3))
-        if self.drop_rate > 0.0:
-            x = F.dropout(x, self.drop_rate, self.training)
+        x = self.pooled(x)
         return x if pre_logits else self.head(x)
 
     def reset_classifier(self, num_classes: int) -> None:
