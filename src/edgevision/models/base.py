@@ -37,7 +37,9 @@ def _is_exporting() -> bool:
 
 class EdgeModel(nn.Module, abc.ABC):
     """Base class: subclasses set ``spec``, ``in_chans``, ``num_classes``, ``num_features``,
-    ``feature_info`` and implement ``trunk()``, ``forward_head()`` and ``reset_classifier()``."""
+    ``feature_info`` and implement ``trunk()``; ``forward_head()`` and ``reset_classifier()``
+    default to average pooling + dropout + a Linear ``classifier`` and are overridden by
+    families with other heads."""
 
     spec: object
     input_config: InputConfig
@@ -53,13 +55,18 @@ class EdgeModel(nn.Module, abc.ABC):
     def trunk(self) -> list[tuple[str, nn.Module]]:
         """Ordered (name, module) pieces applied one after the other by forward_features."""
 
-    @abc.abstractmethod
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool the last feature map and classify (``pre_logits``: the pooled features)."""
+        """Pool the last feature map and classify (``pre_logits``: the pooled features).
+        Default: global average pool, dropout, ``self.classifier``; families with another
+        head override it."""
+        x = self.pooled(x)
+        return x if pre_logits else self.classifier(x)
 
-    @abc.abstractmethod
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier (0: none, forward returns the pre-logits features)."""
+        """Replace the classifier (0: none, forward returns the pre-logits features).
+        Default: a Linear ``self.classifier`` on ``num_features``."""
+        self.num_classes = num_classes
+        self.classifier = linear_head(self.num_features, num_classes)
 
     # ------------------------------------------------------------------ head helpers
     def head_dropout(self, x: torch.Tensor) -> torch.Tensor:

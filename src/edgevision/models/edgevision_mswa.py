@@ -82,14 +82,6 @@ class EdgeVisionMSWA(EdgeModel):
         return [("stem", self.stem)] + [(f"stages.{i}", s) for i, s in enumerate(self.stages)] + \
             [("head_conv", self.head_conv)]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pooled(x)
-        return x if pre_logits else self.classifier(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = linear_head(self.num_features, num_classes)
-
 
 EDGEVISION_MSWA_S = MSWASpec(stages=(
     MSWAStage(32, conv_blocks=2, expand=4.0),

@@ -143,14 +143,6 @@ class MobileViT(EdgeModel):
             pieces.append(("final_conv", self.final_conv))
         return pieces
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pooled(x)
-        return x if pre_logits else self.classifier(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = linear_head(self.num_features, num_classes)
-
 
 def _v1(widths: tuple[int, ...], attn_dims: tuple[int, int, int], expand: float, head: int) -> MobileViTSpec:
     c0, c1, c2, c3, c4 = widths
