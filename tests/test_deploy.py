@@ -95,3 +95,20 @@ def test_failed_verification_writes_nothing(tmp_path):
 def test_bad_format(tmp_path):
     with pytest.raises(ConfigError, match="unsupported format"):
         export(ev.create_model("mobilenetv3_small_075"), tmp_path / "m.tflite", fmt="tflite")
+
+
+@pytest.mark.parametrize("name", ["mobilevit_xxs", "mobilevitv2_050", "efficientvit_m0"])
+def test_export_graph_does_not_depend_on_memory_format(name, tmp_path):
+    """Channels-last models (the default for these families) export the same NCHW graph as their
+    NCHW copies: no NHWC<->NCHW transposes left by layout-dependent code paths."""
+    import collections
+
+    import onnx
+    s = small_size(name)
+    counts = []
+    for channels_last in (True, False):
+        model = ev.create_model(name, channels_last=channels_last).eval()
+        export(model, tmp_path / f"{channels_last}.onnx", resolution=(s, s))
+        g = onnx.load(str(tmp_path / f"{channels_last}.onnx")).graph
+        counts.append(collections.Counter(n.op_type for n in g.node))
+    assert counts[0] == counts[1]

@@ -7,6 +7,8 @@ leaves no file.
 """
 from __future__ import annotations
 
+import copy
+
 import os
 import shutil
 import tempfile
@@ -90,7 +92,10 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     if min(resolution) < getattr(model, "min_input_size", 1):
         raise ConfigError(f"resolution {resolution} is below the model's minimum "
                           f"{model.min_input_size}")
-    deploy = reparameterize(model, input_size=resolution) if reparam else model
+    deploy = reparameterize(model, input_size=resolution) if reparam else copy.deepcopy(model)
+    # ONNX is NCHW: trace an NCHW copy, so code that picks its permutes by memory layout (MobileViT's
+    # patch folding) does not leave NHWC<->NCHW transposes in the graph (3 in mobilevit_s)
+    deploy.to(memory_format=torch.contiguous_format)
     out = Path(out)
     inputs = check_inputs(model, resolution)
     with tempfile.TemporaryDirectory(prefix="edgevision-export-") as tmpdir:
