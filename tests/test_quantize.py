@@ -64,3 +64,39 @@ def test_cli_quantize_missing_file_is_one_line(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "q.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_accuracy_control_reaches_the_agreement_it_was_given(tmp_path):
+    """--max-drop 0: NNCF reverts layers to float until every validation image keeps its fp32
+    top-1 class (untouched random init: near-tied logits, so plain INT8 flips many of them)."""
+    pytest.importorskip("nncf")
+    from edgevision.deploy.export import read_metadata
+    from edgevision.deploy.quantize import calibration_images
+    from edgevision.deploy.runtimes import open_session
+    torch.manual_seed(0)
+    onnx_model = tmp_path / "fp32.onnx"
+    export(ev.create_model("mobilenetv3_small_075", num_classes=12).eval(), onnx_model, resolution=(64, 64))
+    out = tmp_path / "ac.xml"
+    r = quantize(onnx_model, out, images=8, held_out=8, runtime="openvino", batches=(1,),
+                 max_drop=0.0, val_images=24)
+    assert "reverted to float" in r.accuracy_control and not r.accuracy_control.startswith("0 ")
+    meta = read_metadata(onnx_model)
+    val = calibration_images("embedded", meta["input_config"], meta["resolution"], 24, split="val")
+    fp, q = open_session(onnx_model), open_session(out, "openvino", precision="int8")
+    for i in range(len(val)):
+        assert fp(val[i:i + 1]).argmax() == q(val[i:i + 1]).argmax()
+    with pytest.raises(ConfigError, match="runtime openvino"):
+        quantize(onnx_model, tmp_path / "x.onnx", max_drop=0.01)
+
+
+def test_folder_splits_are_disjoint(tmp_path):
+    from PIL import Image
+
+    from edgevision.deploy.quantize import calibration_images
+    for i in range(10):
+        Image.new("RGB", (40, 40), (i * 20, 0, 0)).save(tmp_path / f"{i:02d}.png")
+    cfg = ev.create_model("mobilenetv3_small_075").input_config
+    parts = {s: calibration_images(str(tmp_path), cfg, (32, 32), 10, split=s) for s in ("calib", "val", "test")}
+    assert [len(v) for v in parts.values()] == [6, 2, 2]
+    reds = {s: {round(float(v[:, 0].mean()), 4) for v in x} for s, x in parts.items()}
+    assert not (reds["calib"] & reds["val"]) and not (reds["calib"] & reds["test"]) and not (reds["val"] & reds["test"])

@@ -165,8 +165,12 @@ def cmd_quantize(args) -> int:
     report = quantize(args.model, args.output, calib=args.calib, images=args.images,
                       runtime=args.runtime, per_channel=not args.per_tensor,
                       keep_first_last=args.keep_first_last, exclude_ops=args.exclude_ops,
-                      method=args.method, held_out=args.held_out, transformer=args.transformer)
+                      method=args.method, held_out=args.held_out, transformer=args.transformer,
+                      max_drop=args.max_drop, val_images=args.val_images, preset=args.preset,
+                      float_nodes=args.float_nodes)
     print(report.summary())
+    if report.float_nodes:  # to reproduce the same split on another export: --float-nodes ...
+        print("kept in float (pass to --float-nodes to reuse): " + " ".join(report.float_nodes))
     return 0
 
 
@@ -281,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--exclude-ops", nargs="*", default=[], help="op types kept in fp32, e.g. Softmax")
     q.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
     q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
+    q.add_argument("--preset", choices=["performance", "mixed"], default="performance",
+                   help="openvino: NNCF preset (mixed: asymmetric activations)")
+    q.add_argument("--max-drop", type=float, default=None,
+                   help="openvino: accuracy-controlled INT8 - revert the most sensitive layers to float "
+                        "until top-1 agreement with fp32 on validation images drops by at most this "
+                        "fraction (e.g. 0.01)")
+    q.add_argument("--val-images", type=int, default=300, help="validation images for --max-drop")
+    q.add_argument("--float-nodes", nargs="*", default=[],
+                   help="graph node names kept in float (e.g. the list --max-drop printed)")
     q.set_defaults(fn=cmd_quantize)
     c = sub.add_parser("convert", help="convert weights from timm/torchvision/efficientnet_pytorch")
     c.add_argument("input")

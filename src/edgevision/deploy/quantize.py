@@ -8,7 +8,9 @@ stem conv and the classifier in fp32; ``exclude_ops`` keeps whole op types (e.g.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ class QuantReport:
     top1_agreement: float = float("nan")  # % of held-out images with the same fp32/quantized argmax
     logit_drift: float = float("nan")  # mean |fp32 - quantized| logit difference
     held_out: int = 0
+    accuracy_control: str = ""  # with max_drop: what NNCF reverted to float
+    float_nodes: list = field(default_factory=list)  # with max_drop: the reverted node names
 
     def summary(self) -> str:
         sp = ", ".join(f"bs{b} {v:.2f}x ({self.latency_ms[b][0]:.2f} -> {self.latency_ms[b][1]:.2f} ms)"
@@ -47,11 +51,16 @@ class QuantReport:
         return (f"{self.path}: {self.runtime} {self.precision}; size 1/{self.size_ratio:.2f}; "
                 f"speed vs onnxruntime fp32: {sp}; top-1 agreement {self.top1_agreement:.2f}% and "
                 f"mean logit drift {self.logit_drift:.4f} on {self.held_out} held-out images; "
-                f"calibrated on {self.calib_images} images")
+                f"calibrated on {self.calib_images} images"
+                + (f"; accuracy control: {self.accuracy_control}" if self.accuracy_control else ""))
 
 
 def calibration_images(source: str, cfg, resolution, n: int, split: str = "calib") -> np.ndarray:
-    """(n, C, H, W) float32 preprocessed images from the embedded dataset or a folder."""
+    """(n, C, H, W) float32 preprocessed images from the embedded dataset or a folder.
+
+    The splits never share an image: the embedded dataset draws each split from its own seeds; a
+    folder's (sorted) images are dealt out in turn, three of every five to "calib", one to "val"
+    and one to "test"."""
     from ..datasets import EmbeddedShapes, find_images
     if n < 1:
         raise ConfigError("--images must be at least 1")
@@ -64,6 +73,12 @@ def calibration_images(source: str, cfg, resolution, n: int, split: str = "calib
         if not paths:
             raise QuantizeError(f"calibration folder {source!r} contains no images; point --calib at a "
                                 f"folder of .jpg/.png images or use --calib embedded")
+        part = {"calib": (0, 1, 2), "val": (3,), "test": (4,)}.get(split, (0, 1, 2, 3, 4))
+        paths = [p for i, p in enumerate(paths) if i % 5 in part]
+        if not paths:
+            raise QuantizeError(f"folder {source!r} has too few images for a separate {split!r} set "
+                                f"(calibration, validation and held-out images are disjoint: "
+                                f"use at least 5 images)")
         imgs = []
         for p in paths:
             try:
@@ -87,7 +102,7 @@ def _first_last_nodes(onnx_path: Path) -> list[str]:
 
 
 def _ort_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool, keep_first_last: bool,
-              exclude_ops: list[str], method: str) -> None:
+              exclude_ops: list[str], method: str, float_nodes: list[str] | None = None) -> None:
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -113,14 +128,21 @@ def _ort_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool, keep_f
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        nodes_to_exclude=_first_last_nodes(pre) if keep_first_last else [],
+                        nodes_to_exclude=(_first_last_nodes(pre) if keep_first_last else [])
+                        + list(float_nodes or []),
                         op_types_to_quantize=None,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                        "OpTypesToExcludeOutputQuantization": exclude_ops or []})
 
 
 def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: bool,
-                   exclude_ops: list[str], transformer: bool) -> None:
+                   exclude_ops: list[str], transformer: bool, max_drop: float | None = None,
+                   preset: str = "performance", float_nodes: list[str] | None = None,
+                   val: np.ndarray | None = None, val_labels: np.ndarray | None = None) -> str:
+    """NNCF post-training quantization; with ``max_drop``, NNCF's accuracy control reverts the
+    most sensitive quantized layers to float until top-1 agreement with fp32 on ``val`` (labels:
+    the fp32 argmax) drops by at most ``max_drop`` (absolute fraction). Returns the number of
+    layers reverted."""
     try:
         import nncf
         import openvino as ov
@@ -128,19 +150,80 @@ def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: boo
         raise RuntimeMissing("OpenVINO INT8 needs openvino and nncf: `.venv/bin/pip install openvino nncf`") from None
     model = ov.convert_model(str(src))
     ignored = None
-    names = _first_last_nodes(src) if keep_first_last else []
+    names = (_first_last_nodes(src) if keep_first_last else []) + list(float_nodes or [])
     if names or exclude_ops:
         ignored = nncf.IgnoredScope(names=names, types=list(exclude_ops), validate=False)
-    kwargs = dict(subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED if transformer
-                  else nncf.QuantizationPreset.PERFORMANCE)
+    # performance: symmetric activations; mixed: asymmetric activations (better for ranges that
+    # are far from symmetric, e.g. hard-swish outputs); the transformer model type implies mixed
+    kwargs = dict(subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED
+                  if transformer or preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE)
     if transformer:
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     if ignored is not None:
         kwargs["ignored_scope"] = ignored
-    import logging
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    q = nncf.quantize(model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]), **kwargs)
+    dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    if max_drop is None:
+        q = nncf.quantize(model, dataset, **kwargs)
+        ov.save_model(q, str(dst), compress_to_fp16=False)
+        return "", []
+
+    def agreement(compiled, items):  # NNCF compiles both models with f32 forced
+        out = compiled.outputs[0]
+        hits = [float(compiled(x)[out].argmax(1)[0] == y) for x, y in items]
+        return float(np.mean(hits)), hits
+
+    validation = nncf.Dataset([(val[i:i + 1], int(val_labels[i])) for i in range(len(val))])
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+    log, records = logging.getLogger("nncf"), _Records()
+    # NNCF reports what it reverted at INFO: collect it instead of printing it
+    handlers, propagate = log.handlers[:], log.propagate
+    log.handlers, log.propagate = [records], False
+    log.setLevel(logging.INFO)
+    try:
+        q = nncf.quantize_with_accuracy_control(
+            model, dataset, validation, agreement, max_drop=max_drop,
+            drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=
+            AdvancedAccuracyRestorerParameters(max_num_iterations=sys.maxsize), **kwargs)
+    finally:
+        log.handlers, log.propagate = handlers, propagate
+        log.setLevel(logging.ERROR)
     ov.save_model(q, str(dst), compress_to_fp16=False)
+    return records.summary(), records.reverted()
+
+
+class _Records(logging.Handler):
+    """Collects NNCF's accuracy-control messages into one line for the report."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+        self.lines.append(self.messages[-1].splitlines()[0])
+
+    def reverted(self) -> list[str]:
+        """Node names NNCF left in float (its final report lists them one per tab-indented line)."""
+        for msg in self.messages:
+            if " were reverted back" in msg.splitlines()[0]:
+                return [ln.strip() for ln in msg.splitlines()[1:] if ln.strip()]
+        return []
+
+    def summary(self) -> str:
+        import re
+        total = next((m.group(1) for ln in self.lines
+                      if (m := re.search(r"quantized operations in the model: (\d+)", ln))), "?")
+        reverted = next((m.group(1) for ln in self.lines
+                         if (m := re.match(r"(\d+) out of \d+ were reverted", ln))), "0")
+        if any("All layers have been checked" in ln for ln in self.lines):
+            return f"all {total} quantized ops reverted to float (INT8 could not keep the agreement)"
+        failed = any("could not achieve" in ln for ln in self.lines)
+        if total == "?":  # NNCF stopped before ranking: plain INT8 was already within the drop
+            return "no op reverted: full INT8 is within the allowed drop"
+        return (f"{reverted} of {total} quantized ops reverted to float"
+                + ("; the required agreement was NOT reached" if failed else ""))
 
 
 def _latency(sess, x: np.ndarray, budget_s: float = 1.5) -> float:
@@ -153,14 +236,28 @@ def quantize(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str = 
              images: int = 64, runtime: str = "onnxruntime", per_channel: bool = True,
              keep_first_last: bool = False, exclude_ops: list[str] | None = None,
              method: str = "minmax", held_out: int = 200, batches: tuple[int, ...] = (1, 16),
-             threads: int = 0, transformer: bool = False) -> QuantReport:
-    """Quantize an exported (fp32) ONNX model to INT8 and measure it against fp32."""
+             threads: int = 0, transformer: bool = False, max_drop: float | None = None,
+             val_images: int = 300, preset: str = "performance",
+             float_nodes: list[str] | None = None) -> QuantReport:
+    """Quantize an exported (fp32) ONNX model to INT8 and measure it against fp32.
+
+    ``max_drop`` (OpenVINO): accuracy-controlled INT8 — the layers whose quantization costs the
+    most top-1 agreement with fp32 on ``val_images`` validation images (a split distinct from the
+    calibration and held-out images) go back to float until the agreement is >= 1 - max_drop; the
+    report lists them (``float_nodes``), and passing that list back as ``float_nodes`` applies the
+    same split to another export (e.g. another resolution) without searching again."""
     src = Path(onnx_path)
     if not src.is_file():
         raise QuantizeError(f"model file {str(src)!r} does not exist; export one first with "
                             f"`edgevision export NAME -o model.onnx --dynamic-batch`")
     if runtime not in RUNTIMES:
         raise ConfigError(f"unsupported runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if preset not in ("performance", "mixed"):
+        raise ConfigError(f"unknown NNCF preset {preset!r}; use performance or mixed")
+    if max_drop is not None and runtime != "openvino":
+        raise ConfigError("accuracy-controlled quantization (--max-drop) uses NNCF; add --runtime openvino")
+    if max_drop is not None and not 0 <= max_drop < 1:
+        raise ConfigError(f"--max-drop is a fraction of top-1 agreement in [0, 1), e.g. 0.01; got {max_drop}")
     meta = read_metadata(src)
     if not meta:
         raise QuantizeError(f"{src} was not exported by edgevision (no preprocessing metadata); "
@@ -173,16 +270,24 @@ def quantize(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str = 
     with tempfile.TemporaryDirectory(prefix="edgevision-quant-") as d:
         tmp = Path(d) / ("model.xml" if runtime == "openvino" else "model.onnx")
         if runtime == "onnxruntime":
-            _ort_int8(src, tmp, x_cal, per_channel, keep_first_last, exclude_ops or [], method)
+            _ort_int8(src, tmp, x_cal, per_channel, keep_first_last, exclude_ops or [], method, float_nodes)
             q_size = tmp.stat().st_size
         else:
-            _openvino_int8(src, tmp, x_cal, keep_first_last, exclude_ops or [], transformer)
+            val = labels = None
+            if max_drop is not None:
+                val = calibration_images(calib, cfg, res, val_images, split="val")
+                ref = open_session(src, "onnxruntime", threads)
+                labels = np.array([ref(val[i:i + 1]).argmax(1)[0] for i in range(len(val))])
+            restored, reverted = _openvino_int8(src, tmp, x_cal, keep_first_last, exclude_ops or [],
+                                                transformer, max_drop=max_drop, val=val, val_labels=labels,
+                                                preset=preset, float_nodes=float_nodes)
             q_size = tmp.stat().st_size + tmp.with_suffix(".bin").stat().st_size
         fp32 = open_session(src, "onnxruntime", threads)
         qs = open_session(tmp, runtime, threads, precision="int8")
         report = QuantReport(out, runtime, qs.precision, len(x_cal), src.stat().st_size / q_size)
-        x_eval = calibration_images("embedded" if calib == "embedded" else calib, cfg, res, held_out,
-                                    split="test")
+        if runtime == "openvino":
+            report.accuracy_control, report.float_nodes = restored, reverted
+        x_eval = calibration_images(calib, cfg, res, held_out, split="test")
         ref = np.concatenate([fp32(x_eval[i:i + 1]) for i in range(len(x_eval))])
         got = np.concatenate([qs(x_eval[i:i + 1]) for i in range(len(x_eval))])
         report.top1_agreement = float((ref.argmax(1) == got.argmax(1)).mean() * 100)
