@@ -4,8 +4,14 @@
 measure INT8/bf16 top-1 agreement meaningfully (random weights give near-tied logits whose
 argmax flips under any perturbation).
 
-    .venv/bin/python benchmarks/train_weights.py --out runs/weights [--models a,b] [--epochs 4]
+    .venv/bin/python benchmarks/train_weights.py --out runs/weights10 [--models a,b] [--epochs 10]
         [--resolution 64]
+
+Measured (10 epochs, 64 px, 2-core Xeon): val top-1 mobilenetv3_large_100 97.5 % (827 s),
+tf_efficientnet_lite0 98.6 % (926 s), mobilenetv4_conv_small 92.0 % (289 s), efficientnet_b0
+98.9 % (495 s), repvit_m1_1 98.3 % (672 s). convnext_atto does not leave chance level on this data
+(AdamW 2e-4..4e-3, SGD, layer scale 1.0, 96 px, distillation from the trained efficientnet_b0 all
+stay at ln(12) loss for 3 epochs; timm's convnext_atto behaves the same in the same loop).
 
 Each model is trained with the documented embedded-data recipe (AdamW 6e-3 — 2-3e-3 for ConvNeXt
 and RepViT —, 0.5 warm-up epoch, crops keeping >= 80 % of the area); a model whose weights are already in --out is skipped.
@@ -29,7 +35,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default=MODELS)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--train-size", type=int, default=6000)
     ap.add_argument("--lr", type=float, default=6e-3)
