@@ -138,11 +138,12 @@ def _ort_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool, keep_f
 def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: bool,
                    exclude_ops: list[str], transformer: bool, max_drop: float | None = None,
                    preset: str = "performance", float_nodes: list[str] | None = None,
-                   val: np.ndarray | None = None, val_labels: np.ndarray | None = None) -> str:
+                   val: np.ndarray | None = None, val_labels: np.ndarray | None = None
+                   ) -> tuple[str, list[str]]:
     """NNCF post-training quantization; with ``max_drop``, NNCF's accuracy control reverts the
     most sensitive quantized layers to float until top-1 agreement with fp32 on ``val`` (labels:
-    the fp32 argmax) drops by at most ``max_drop`` (absolute fraction). Returns the number of
-    layers reverted."""
+    the fp32 argmax) drops by at most ``max_drop`` (absolute fraction). Returns a one-line account
+    of what was reverted ("" without ``max_drop``) and the reverted node names."""
     try:
         import nncf
         import openvino as ov
