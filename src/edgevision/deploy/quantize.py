@@ -268,6 +268,7 @@ def quantize(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str = 
     out = Path(out)
     if runtime == "openvino" and out.suffix != ".xml":
         raise ConfigError("OpenVINO output must be an .xml path (the .bin is written beside it)")
+    fp32 = open_session(src, "onnxruntime", threads)
     with tempfile.TemporaryDirectory(prefix="edgevision-quant-") as d:
         tmp = Path(d) / ("model.xml" if runtime == "openvino" else "model.onnx")
         if runtime == "onnxruntime":
@@ -277,13 +278,11 @@ def quantize(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str = 
             val = labels = None
             if max_drop is not None:
                 val = calibration_images(calib, cfg, res, val_images, split="val")
-                ref = open_session(src, "onnxruntime", threads)
-                labels = np.array([ref(val[i:i + 1]).argmax(1)[0] for i in range(len(val))])
+                labels = np.array([fp32(val[i:i + 1]).argmax(1)[0] for i in range(len(val))])
             restored, reverted = _openvino_int8(src, tmp, x_cal, keep_first_last, exclude_ops or [],
                                                 transformer, max_drop=max_drop, val=val, val_labels=labels,
                                                 preset=preset, float_nodes=float_nodes)
             q_size = tmp.stat().st_size + tmp.with_suffix(".bin").stat().st_size
-        fp32 = open_session(src, "onnxruntime", threads)
         qs = open_session(tmp, runtime, threads, precision="int8")
         report = QuantReport(out, runtime, qs.precision, len(x_cal), src.stat().st_size / q_size)
         if runtime == "openvino":
