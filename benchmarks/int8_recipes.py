@@ -126,20 +126,13 @@ def study(name: str, wdir: Path | None, res: int, speed_res: int, held_out: int,
         made = {}
         for recipe, (runtime, kw) in recipes.items():
             note = ""
-            if isinstance(kw, str):  # an INT8 IR made above, its float ops in bf16
-                if kw not in made:
+            if not isinstance(kw, dict):  # no new graph: bf16 on the fp32 one, or an INT8 IR made above
+                if isinstance(kw, str) and kw not in made:
                     continue
-                q, fast = made[kw]
+                slow, fast, prec = (*made[kw], "int8-bf16") if isinstance(kw, str) else (fp32, fp32_fast, "bf16")
                 try:
-                    agree, drift = agreement(ref, open_session(q, "openvino", precision="int8-bf16"), x)
-                    sp = speed(fp32_fast, fast, "openvino", "int8-bf16", cfg, speed_res)
-                except ev.EdgeVisionError as e:
-                    print(f"{name:24s} {graph:8s} {recipe:28s} not available: {e}")
-                    continue
-            elif kw is None:  # bf16: no calibration
-                try:
-                    agree, drift = agreement(ref, open_session(fp32, "openvino", precision="bf16"), x)
-                    sp = speed(fp32_fast, fp32_fast, "openvino", "bf16", cfg, speed_res)
+                    agree, drift = agreement(ref, open_session(slow, "openvino", precision=prec), x)
+                    sp = speed(fp32_fast, fast, "openvino", prec, cfg, speed_res)
                 except ev.EdgeVisionError as e:
                     print(f"{name:24s} {graph:8s} {recipe:28s} not available: {e}")
                     continue
