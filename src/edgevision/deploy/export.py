@@ -8,7 +8,6 @@ leaves no file.
 from __future__ import annotations
 
 import copy
-
 import os
 import shutil
 import tempfile

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -194,16 +195,14 @@ def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: boo
 
 
 class _Records(logging.Handler):
-    """Collects NNCF's accuracy-control messages into one line for the report."""
+    """Collects NNCF's accuracy-control messages: one line for the report, the reverted names."""
 
     def __init__(self):
         super().__init__(logging.INFO)
-        self.lines: list[str] = []
         self.messages: list[str] = []
 
     def emit(self, record):
         self.messages.append(record.getMessage())
-        self.lines.append(self.messages[-1].splitlines()[0])
 
     def reverted(self) -> list[str]:
         """Node names NNCF left in float (its final report lists them one per tab-indented line)."""
@@ -213,17 +212,15 @@ class _Records(logging.Handler):
         return []
 
     def summary(self) -> str:
-        import re
-        total = next((m.group(1) for ln in self.lines
+        firsts = [m.splitlines()[0] for m in self.messages if m]
+        total = next((m.group(1) for ln in firsts
                       if (m := re.search(r"quantized operations in the model: (\d+)", ln))), "?")
-        reverted = next((m.group(1) for ln in self.lines
-                         if (m := re.match(r"(\d+) out of \d+ were reverted", ln))), "0")
-        if any("All layers have been checked" in ln for ln in self.lines):
+        if any("All layers have been checked" in ln for ln in firsts):
             return f"all {total} quantized ops reverted to float (INT8 could not keep the agreement)"
-        failed = any("could not achieve" in ln for ln in self.lines)
         if total == "?":  # NNCF stopped before ranking: plain INT8 was already within the drop
             return "no op reverted: full INT8 is within the allowed drop"
-        return (f"{reverted} of {total} quantized ops reverted to float"
+        failed = any("could not achieve" in ln for ln in firsts)
+        return (f"{len(self.reverted())} of {total} quantized ops reverted to float"
                 + ("; the required agreement was NOT reached" if failed else ""))
 
 
