@@ -33,6 +33,33 @@ def test_int8_report(onnx_model, tmp_path, runtime, suffix):
     assert 0 <= r.top1_agreement <= 100 and r.held_out == 16 and r.logit_drift >= 0
 
 
+def _activation_ranges(xml):
+    """FakeQuantize name -> (input_low, input_high) for the quantizers on activations (a weight's
+    quantizer reads a constant)."""
+    import openvino as ov
+    out = {}
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() == "FakeQuantize" and \
+                op.input_value(0).get_node().get_type_name() != "Constant":
+            lo, hi = (op.input_value(i).get_node().get_data() for i in (1, 2))
+            out[op.get_friendly_name()] = (float(lo.min()), float(hi.max()))
+    return out
+
+
+def test_openvino_activation_ranges_follow_the_method(onnx_model, tmp_path):
+    """minmax (the default) takes the global extremes over the calibration images; NNCF's built-in
+    default averages the per-image extremes, a range inside it that clips the rest."""
+    pytest.importorskip("nncf")
+    for m in ("minmax", "nncf"):
+        quantize(onnx_model, tmp_path / f"{m}.xml", images=8, held_out=2, runtime="openvino", method=m,
+                 batches=())
+    glob, mean = _activation_ranges(tmp_path / "minmax.xml"), _activation_ranges(tmp_path / "nncf.xml")
+    assert glob.keys() == mean.keys() and len(glob) > 10
+    for k in glob:
+        assert glob[k][0] <= mean[k][0] + 1e-6 and glob[k][1] >= mean[k][1] - 1e-6, k
+    assert sum(glob[k][1] > 1.05 * mean[k][1] for k in glob) > len(glob) // 4
+
+
 def test_keep_first_last_and_per_tensor(onnx_model, tmp_path):
     import onnx
     r = quantize(onnx_model, tmp_path / "a.onnx", images=4, held_out=8, keep_first_last=True,
@@ -53,6 +80,10 @@ def test_bad_inputs_leave_no_files(onnx_model, tmp_path):
         quantize(tmp_path / "missing.onnx", tmp_path / "x.onnx")
     with pytest.raises(ConfigError, match="unsupported runtime"):
         quantize(onnx_model, tmp_path / "x.onnx", runtime="tensorrt")
+    with pytest.raises(ConfigError, match="not available for onnxruntime"):
+        quantize(onnx_model, tmp_path / "x.onnx", method="nncf")
+    with pytest.raises(ConfigError, match="not available for openvino"):
+        quantize(onnx_model, tmp_path / "x.xml", runtime="openvino", method="entropy")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00garbage")
     with pytest.raises(ev.EdgeVisionError):

@@ -283,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
     q.add_argument("--keep-first-last", action="store_true", help="stem conv and classifier in fp32")
     q.add_argument("--exclude-ops", nargs="*", default=[], help="op types kept in fp32, e.g. Softmax")
-    q.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    q.add_argument("--method", choices=["minmax", "nncf", "percentile", "entropy", "histogram"],
+                   default="minmax", help="activation ranges: minmax (global, both runtimes), percentile "
+                   "(both), entropy (onnxruntime), histogram or nncf (openvino; NNCF's built-in ranges)")
     q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
     q.add_argument("--preset", choices=["performance", "mixed"], default="performance",
                    help="openvino: NNCF preset (mixed: asymmetric activations)")
