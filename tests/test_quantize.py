@@ -60,6 +60,22 @@ def test_openvino_activation_ranges_follow_the_method(onnx_model, tmp_path):
     assert sum(glob[k][1] > 1.05 * mean[k][1] for k in glob) > len(glob) // 4
 
 
+def test_openvino_hardsigmoid_becomes_fusable(onnx_model, tmp_path):
+    """PyTorch's Hardsigmoid (the squeeze-excite gate) reaches OpenVINO as HSigmoid, which the CPU
+    plugin fuses into the convolution before it; ONNX HardSigmoid would run as separate nodes."""
+    pytest.importorskip("nncf")
+    import openvino as ov
+    quantize(onnx_model, tmp_path / "q.xml", images=4, held_out=2, runtime="openvino", batches=())
+    types = [op.get_type_name() for op in ov.Core().read_model(str(tmp_path / "q.xml")).get_ops()]
+    assert "HardSigmoid" not in types and types.count("HSigmoid") >= 3
+    core = ov.Core()
+
+    def executed(model):  # nodes the CPU plugin runs after its fusions
+        return len(core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).get_runtime_model().get_ops())
+    from edgevision.deploy.runtimes import openvino_model
+    assert executed(openvino_model(onnx_model)) < executed(ov.convert_model(str(onnx_model)))
+
+
 def test_keep_first_last_and_per_tensor(onnx_model, tmp_path):
     import onnx
     r = quantize(onnx_model, tmp_path / "a.onnx", images=4, held_out=8, keep_first_last=True,

@@ -23,7 +23,7 @@ from ..errors import ConfigError, EdgeVisionError
 from ..images import preprocess, synthetic_image
 from ..weights.io import atomic_write
 from .reparam import reparameterize
-from .runtimes import open_session
+from .runtimes import open_session, openvino_model
 
 FORMATS = ("onnx", "openvino")
 
@@ -111,7 +111,7 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
         if fmt == "openvino":
             import openvino as ov
             art = Path(tmpdir) / "model.xml"
-            ov.save_model(ov.convert_model(str(onnx_path)), str(art), compress_to_fp16=False)
+            ov.save_model(openvino_model(onnx_path), str(art), compress_to_fp16=False)
             runtime = "openvino"
         else:
             art, runtime = onnx_path, "onnxruntime"

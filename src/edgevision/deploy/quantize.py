@@ -26,7 +26,7 @@ from ..errors import ConfigError, EdgeVisionError
 from ..images import preprocess
 from ..weights.io import atomic_write
 from .export import read_metadata
-from .runtimes import RUNTIMES, RuntimeMissing, open_session
+from .runtimes import RUNTIMES, RuntimeMissing, open_session, openvino_model
 
 
 class QuantizeError(EdgeVisionError):
@@ -156,7 +156,7 @@ def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: boo
         import openvino as ov
     except ImportError:
         raise RuntimeMissing("OpenVINO INT8 needs openvino and nncf: `.venv/bin/pip install openvino nncf`") from None
-    model = ov.convert_model(str(src))
+    model = openvino_model(src)
     ignored = None
     names = (_first_last_nodes(src) if keep_first_last else []) + list(float_nodes or [])
     if names or exclude_ops:
