@@ -60,7 +60,8 @@ def openvino_model(path: str | os.PathLike):
     The CPU plugin has no optimized HardSigmoid: it runs a reference loop between two layout
     reorders, and under INT8 also a standalone quantizer, four executed nodes per squeeze-excite
     gate; HSigmoid fuses into the convolution before it. Measured on mobilenetv3_large_100 INT8
-    at 224 px: 248 -> 168 executed nodes, batch-1 speed-up over onnxruntime fp32 1.49x -> 1.66x."""
+    at 224 px: 248 -> 168 executed nodes; batch-1 speed-up over onnxruntime fp32 1.49x -> 1.66x
+    with random weights, 1.36x -> 1.42x with trained ones (docs/deploy.md)."""
     ov = _require("openvino", "openvino")
     from openvino import opset13
     try:
