@@ -50,3 +50,12 @@ def test_demo_toy_via_cli(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "report:" in r.stdout and (tmp_path / "demo" / "report.md").is_file()
     assert "[report] done" in r.stdout
+
+
+@pytest.mark.parametrize("flag, expected", [([], True), (["--no-zero-init"], False)])
+def test_train_zero_init_flag_reaches_the_config(monkeypatch, tmp_path, flag, expected):
+    import edgevision.train as T
+    seen = []
+    monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
+    assert main(["train", "--model", "mobilenetv3_small_075", "--out", str(tmp_path), *flag]) == 0
+    assert seen[0].zero_init is expected

@@ -140,6 +140,7 @@ def cmd_train(args) -> int:
         mixup=args.mixup, cutmix=args.cutmix, randaug=args.randaug, crop_scale=args.crop_scale,
         grad_clip=args.grad_clip,
         channels_last=not args.no_channels_last, bf16=args.bf16, compile=args.compile,
+        zero_init=not args.no_zero_init,
         workers=args.workers, seed=args.seed, weights=args.weights, resume=args.resume,
         stop_after_epochs=args.stop_after_epochs, teacher=args.teacher,
         teacher_weights=args.teacher_weights, distill=args.distill, alpha=args.alpha,
@@ -370,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "ImageNet-like data: 0.08-0.35)")
     t.add_argument("--grad-clip", type=float, default=0.0)
     t.add_argument("--no-channels-last", action="store_true")
+    t.add_argument("--no-zero-init", action="store_true",
+                   help="keep the default init of the classifier and residual branches (the "
+                        "ConvNeXt recipe in docs/training.md)")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--workers", type=int, default=2)
