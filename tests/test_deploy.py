@@ -57,9 +57,20 @@ def test_dynamic_batch_and_openvino(tmp_path):
     sess = open_session(r.path)
     x = torch.randn(3, 3, 96, 128)
     with torch.no_grad():
-        assert np.abs(sess(x.numpy()) - model(x).numpy()).max() <= 1e-4
+        ref = model(x).numpy()
+    assert np.abs(sess(x.numpy()) - ref).max() <= 1e-4
+    # OpenVINO builds a static-shape graph per batch size it is called with
+    vs = open_session(r.path, "openvino")
+    assert np.abs(vs(x.numpy()) - ref).max() <= 1e-4
+    assert np.abs(vs(x[1:2].numpy()) - ref[1:2]).max() <= 1e-4
+    assert vs.batches == [1, 3]
     ov = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(96, 96))
     assert ov.precision == "fp32" and (tmp_path / "m.bin").exists()
+    # a fixed-batch export says so instead of failing inside the runtime
+    fixed = open_session(tmp_path / "m.xml", "openvino")
+    assert fixed.batches == [] and fixed(np.zeros((1, 3, 96, 96), np.float32)).shape[0] == 1
+    with pytest.raises(ConfigError, match="exported for batch 1, not 2.*--dynamic-batch"):
+        fixed(np.zeros((2, 3, 96, 96), np.float32))
 
 
 FAMILY_REPS = {}
