@@ -46,6 +46,8 @@ RECIPES = {
     "ort percentile": ("onnxruntime", {"method": "percentile"}),
     "ov nncf": ("openvino", {}),  # activation ranges: global min/max (edgevision's default)
     "ov nncf own ranges": ("openvino", {"method": "nncf"}),  # NNCF's built-in range estimators
+    "ov nncf +se": ("openvino", {"quantize_se": True}),  # squeeze-excite FCs quantized too
+    "ov nncf own ranges +se": ("openvino", {"method": "nncf", "quantize_se": True}),
     "ov nncf keep-first-last": ("openvino", {"keep_first_last": True}),
     "ov nncf mixed": ("openvino", {"preset": "mixed"}),
     "ov nncf max-drop 0.5%": ("openvino", {"max_drop": 0.005, "val_images": 300}),

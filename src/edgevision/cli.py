@@ -168,7 +168,7 @@ def cmd_quantize(args) -> int:
                       keep_first_last=args.keep_first_last, exclude_ops=args.exclude_ops,
                       method=args.method, held_out=args.held_out, transformer=args.transformer,
                       max_drop=args.max_drop, val_images=args.val_images, preset=args.preset,
-                      float_nodes=args.float_nodes)
+                      float_nodes=args.float_nodes, quantize_se=args.quantize_se)
     print(report.summary())
     if report.float_nodes:  # to reproduce the same split on another export: --float-nodes ...
         print("kept in float (pass to --float-nodes to reuse): " + " ".join(report.float_nodes))
@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--val-images", type=int, default=300, help="validation images for --max-drop")
     q.add_argument("--float-nodes", nargs="*", default=[],
                    help="graph node names kept in float (e.g. the list --max-drop printed)")
+    q.add_argument("--quantize-se", action="store_true",
+                   help="openvino: quantize the squeeze-excite FCs as well (NNCF keeps them in float; "
+                        "faster MobileNetV3 at batch 1, slower EfficientNet - docs/deploy.md)")
     q.set_defaults(fn=cmd_quantize)
     c = sub.add_parser("convert", help="convert weights from timm/torchvision/efficientnet_pytorch")
     c.add_argument("input")
