@@ -96,6 +96,36 @@ def test_openvino_export_per_family(name, tmp_path):
     assert np.abs(open_session(d.path)(x.numpy()) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
 
 
+def test_openvino_channel_layernorm_loses_its_transposes(tmp_path):
+    """ConvNeXt's channel LayerNorm (permute, norm over the last axis, permute back) reaches
+    OpenVINO as one MVN over the channels: no Transpose left, fewer executed nodes, same logits
+    (random affine parameters, so a misplaced weight or bias would show)."""
+    ov = pytest.importorskip("openvino")
+    from edgevision.deploy.ov_rewrites import rewrite
+    from edgevision.deploy.runtimes import open_session, openvino_model
+    torch.manual_seed(0)
+    model = ev.create_model("convnext_atto", num_classes=12).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    d = export(model, tmp_path / "c.onnx", resolution=(64, 64), dynamic_batch=True)
+    plain = ov.convert_model(str(d.path))
+    assert sum(op.get_type_name() == "Transpose" for op in plain.get_ops()) == 32
+    assert rewrite(ov.convert_model(str(d.path)))["channel_layernorm"] == 16
+    assert not any(op.get_type_name() == "Transpose" for op in openvino_model(d.path).get_ops())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(open_session(d.path, "openvino")(x.numpy()) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    core = ov.Core()
+
+    def executed(m):  # nodes the CPU plugin runs after its own fusions
+        return len(core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).get_runtime_model().get_ops())
+    assert executed(openvino_model(d.path)) < executed(plain)
+
+
 def test_failed_verification_writes_nothing(tmp_path):
     model = ev.create_model("mobilenetv3_small_075").eval()
     with pytest.raises(ExportError, match="nothing was written"):

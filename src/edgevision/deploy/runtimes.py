@@ -71,30 +71,18 @@ def ort_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp3
 
 
 def openvino_model(path: str | os.PathLike):
-    """The model (ONNX or IR) as an OpenVINO graph, with PyTorch's Hardsigmoid — ONNX
-    HardSigmoid(alpha=1/6, beta=1/2) — expressed as OpenVINO's HSigmoid, the same function.
-
-    The CPU plugin has no optimized HardSigmoid: it runs a reference loop between two layout
-    reorders, and under INT8 also a standalone quantizer, four executed nodes per squeeze-excite
-    gate; HSigmoid fuses into the convolution before it. Measured on mobilenetv3_large_100 INT8
-    at 224 px: 248 -> 168 executed nodes; batch-1 speed-up over onnxruntime fp32 1.49x -> 1.66x
-    with random weights, 1.36x -> 1.42x with trained ones (docs/deploy.md)."""
+    """The model (ONNX or IR) as an OpenVINO graph, with the rewrites of ``ov_rewrites`` applied:
+    ops the CPU plugin runs slowly, re-expressed as the same function in ops it fuses (PyTorch's
+    Hardsigmoid as HSigmoid; channel LayerNorm without its two transposes). Every OpenVINO path
+    (export, quantize, sessions) goes through here."""
     ov = _require("openvino", "openvino")
-    from openvino import opset13
+    from .ov_rewrites import rewrite
     try:
         # an IR is read as saved; ONNX goes through the converter, which also folds constants
         model = ov.Core().read_model(str(path)) if str(path).endswith(".xml") else ov.convert_model(str(path))
     except Exception as e:
         raise EdgeVisionError(f"OpenVINO cannot read {path}: {str(e).splitlines()[0][:200]}") from None
-    for op in model.get_ops():
-        if op.get_type_name() != "HardSigmoid":
-            continue
-        alpha, beta = (op.input_value(i).get_node() for i in (1, 2))
-        if all(c.get_type_name() == "Constant" for c in (alpha, beta)) and \
-                abs(float(alpha.get_data()) - 1 / 6) < 1e-6 and abs(float(beta.get_data()) - 0.5) < 1e-6:
-            h = opset13.hsigmoid(op.input_value(0))
-            h.set_friendly_name(op.get_friendly_name())  # node names stay stable (float_nodes lists)
-            op.output(0).replace(h.output(0))
+    rewrite(model)
     return model
 
 
