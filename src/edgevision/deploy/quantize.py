@@ -160,7 +160,7 @@ def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: boo
         import openvino as ov
     except ImportError:
         raise RuntimeMissing("OpenVINO INT8 needs openvino and nncf: `.venv/bin/pip install openvino nncf`") from None
-    model = openvino_model(src)
+    model = openvino_model(src, "int8")
     ignored = None
     names = (_first_last_nodes(src) if keep_first_last else []) + list(float_nodes or [])
     if names or exclude_ops:

@@ -70,8 +70,9 @@ def ort_session(path: str | os.PathLike, threads: int = 0, precision: str = "fp3
     return Session("onnxruntime", precision, lambda x: sess.run(None, {name: x})[0], name)
 
 
-def openvino_model(path: str | os.PathLike):
-    """The model (ONNX or IR) as an OpenVINO graph, with the rewrites of ``ov_rewrites`` applied:
+def openvino_model(path: str | os.PathLike, precision: str | None = None):
+    """The model (ONNX or IR) as an OpenVINO graph, with the rewrites of ``ov_rewrites`` that suit
+    ``precision`` ("fp32", "bf16", "int8"; None: those exact at any precision, for a saved IR):
     ops the CPU plugin runs slowly, re-expressed as the same function in ops it fuses (PyTorch's
     Hardsigmoid as HSigmoid; channel LayerNorm without its two transposes). Every OpenVINO path
     (export, quantize, sessions) goes through here."""
@@ -82,7 +83,7 @@ def openvino_model(path: str | os.PathLike):
         model = ov.Core().read_model(str(path)) if str(path).endswith(".xml") else ov.convert_model(str(path))
     except Exception as e:
         raise EdgeVisionError(f"OpenVINO cannot read {path}: {str(e).splitlines()[0][:200]}") from None
-    rewrite(model)
+    rewrite(model, precision)
     return model
 
 
@@ -103,7 +104,7 @@ def openvino_session(path: str | os.PathLike, threads: int = 0, precision: str =
     cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
     if threads:
         cfg["INFERENCE_NUM_THREADS"] = threads
-    model = openvino_model(path)
+    model = openvino_model(path, "bf16" if hint == "bf16" else precision)
     shape = model.input(0).get_partial_shape()
     dynamic_batch = shape.rank.is_static and shape.rank.get_length() > 0 and shape[0].is_dynamic
 
