@@ -133,14 +133,30 @@ def _ort_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool, keep_f
             pre = src
         methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                    "entropy": CalibrationMethod.Entropy}
-        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        nodes_to_exclude=(_first_last_nodes(pre) if keep_first_last else [])
-                        + list(float_nodes or []),
-                        op_types_to_quantize=None,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       "OpTypesToExcludeOutputQuantization": exclude_ops or []})
+        # onnxruntime warns once per 1-D weight (LayerNorm scales) that it quantizes it per tensor
+        # rather than per channel, which is the right thing for a vector: keep those lines out
+        quiet = _DropMessages("is out-of-range for weight")
+        logging.getLogger().addFilter(quiet)
+        try:
+            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=per_channel, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                            nodes_to_exclude=(_first_last_nodes(pre) if keep_first_last else [])
+                            + list(float_nodes or []),
+                            op_types_to_quantize=None,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                           "OpTypesToExcludeOutputQuantization": exclude_ops or []})
+        finally:
+            logging.getLogger().removeFilter(quiet)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def _openvino_int8(src: Path, dst: Path, calib: np.ndarray, keep_first_last: bool,
