@@ -49,6 +49,7 @@ RECIPES = {
     "ov nncf +se": ("openvino", {"quantize_se": True}),  # squeeze-excite FCs quantized too
     "ov nncf own ranges +se": ("openvino", {"method": "nncf", "quantize_se": True}),
     "ov nncf keep-first-last": ("openvino", {"keep_first_last": True}),
+    "ov nncf transformer": ("openvino", {"transformer": True}),  # NNCF's transformer model type
     "ov nncf mixed": ("openvino", {"preset": "mixed"}),
     "ov nncf max-drop 0.5%": ("openvino", {"max_drop": 0.005, "val_images": 300}),
     "ov nncf max-drop 0.5% +bf16": ("openvino", "ov nncf max-drop 0.5%"),  # same IR, other ops bf16
