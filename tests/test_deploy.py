@@ -128,6 +128,25 @@ def test_openvino_channel_layernorm_loses_its_transposes(tmp_path):
     assert executed(openvino_model(d.path, "fp32")) < executed(plain)
 
 
+def test_openvino_split_conv_becomes_one_conv_per_part(tmp_path):
+    """EfficientViT-M's per-head qkv conv + split reaches OpenVINO as one conv per part, at every
+    precision (the same dot products), with bit-identical logits (BatchNorm biases randomized, so
+    the bias slices are exercised)."""
+    ov = pytest.importorskip("openvino")
+    from edgevision.deploy.runtimes import open_session, openvino_model
+    torch.manual_seed(0)
+    model = randomize_bn(ev.create_model("efficientvit_m0", num_classes=12)).eval()
+    d = export(model, tmp_path / "e.onnx", resolution=(64, 64), dynamic_batch=True)
+    splits = sum(op.get_type_name() == "VariadicSplit" for op in ov.convert_model(str(d.path)).get_ops())
+    assert splits >= 6
+    for precision in (None, "fp32", "bf16", "int8"):
+        assert not any(op.get_type_name() == "VariadicSplit" for op in openvino_model(d.path, precision).get_ops())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(open_session(d.path, "openvino")(x.numpy()) - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
 def test_failed_verification_writes_nothing(tmp_path):
     model = ev.create_model("mobilenetv3_small_075").eval()
     with pytest.raises(ExportError, match="nothing was written"):

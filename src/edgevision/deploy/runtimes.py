@@ -74,7 +74,8 @@ def openvino_model(path: str | os.PathLike, precision: str | None = None):
     """The model (ONNX or IR) as an OpenVINO graph, with the rewrites of ``ov_rewrites`` that suit
     ``precision`` ("fp32", "bf16", "int8"; None: those exact at any precision, for a saved IR):
     ops the CPU plugin runs slowly, re-expressed as the same function in ops it fuses (PyTorch's
-    Hardsigmoid as HSigmoid; channel LayerNorm without its two transposes). Every OpenVINO path
+    Hardsigmoid as HSigmoid; channel LayerNorm without its two transposes; a conv whose output is
+    only split, as one conv per part). Every OpenVINO path
     (export, quantize, sessions) goes through here."""
     ov = _require("openvino", "openvino")
     from .ov_rewrites import rewrite
