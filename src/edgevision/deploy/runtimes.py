@@ -148,9 +148,7 @@ def openvino_session(path: str | os.PathLike, threads: int = 0, precision: str =
                                   f"it with --dynamic-batch to run other batch sizes")
             return run(x)
         return Session("openvino", ran, checked)
-    session = Session("openvino", ran, _build=lambda b: runner(compile_for(b)))
-    session._runs[1] = runner(first)
-    return session
+    return Session("openvino", ran, _build=lambda b: runner(compile_for(b)), _runs={1: runner(first)})
 
 
 def open_session(path, runtime: str = "onnxruntime", threads: int = 0, precision: str = "fp32") -> Session:
