@@ -28,9 +28,10 @@ import timm
 import torch
 
 import edgevision as ev
-from edgevision.bench import cpu_description, measure_latency
+from edgevision.bench import cpu_description
+from edgevision.bench.speed import median_ms
 from edgevision.deploy.export import export
-from edgevision.deploy.runtimes import open_session
+from edgevision.deploy.targets import open_session
 
 PART1 = ["mobilenetv3_large_100", "efficientnet_b0", "repvit_m1_1", "efficientvit_m5", "efficientvit_b1",
          "convnext_atto", "mobilevit_s"]
@@ -39,8 +40,7 @@ PART2 = ["mobilenetv3_large_100", "tf_efficientnet_lite0", "mobilenetv4_conv_sma
 
 
 def ms(sess, x, budget=1.0):
-    return measure_latency(lambda: sess(x), warmup=3, min_runs=10, min_time_s=budget / 2,
-                           max_time_s=budget * 2).median_ms
+    return median_ms(lambda: sess(x), budget_s=budget * 2, min_time_s=budget / 2)
 
 
 def timm_onnx(name, path, res, opset=18):

@@ -27,6 +27,7 @@ the runtimes fold BatchNorm themselves).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -34,26 +35,29 @@ from pathlib import Path
 import numpy as np
 
 import edgevision as ev
-from edgevision.bench import cpu_description, measure_latency
+from edgevision.bench import cpu_description
+from edgevision.bench.speed import compare_speed
+from edgevision.deploy.calibration import calibration_images
 from edgevision.deploy.export import export
-from edgevision.deploy.quantize import calibration_images, quantize
-from edgevision.deploy.runtimes import open_session
+from edgevision.deploy.quantize import QuantRecipe, quantize
+from edgevision.deploy.targets import get_target, open_session
 
-# name -> (runtime, quantize() keyword arguments); None: OpenVINO bf16 on the fp32 graph; a recipe
-# name: that recipe's OpenVINO INT8 graph run with its unquantized ops in bf16
+OV = QuantRecipe(runtime="openvino")
+# name -> the INT8 recipe (its held-out count is set per run); None: OpenVINO bf16 on the fp32
+# graph; a recipe name: that recipe's OpenVINO INT8 graph run with its unquantized ops in bf16
 RECIPES = {
-    "ort minmax": ("onnxruntime", {}),
-    "ort percentile": ("onnxruntime", {"method": "percentile"}),
-    "ov nncf": ("openvino", {}),  # activation ranges: global min/max (edgevision's default)
-    "ov nncf own ranges": ("openvino", {"method": "nncf"}),  # NNCF's built-in range estimators
-    "ov nncf +se": ("openvino", {"quantize_se": True}),  # squeeze-excite FCs quantized too
-    "ov nncf own ranges +se": ("openvino", {"method": "nncf", "quantize_se": True}),
-    "ov nncf keep-first-last": ("openvino", {"keep_first_last": True}),
-    "ov nncf transformer": ("openvino", {"transformer": True}),  # NNCF's transformer model type
-    "ov nncf mixed": ("openvino", {"preset": "mixed"}),
-    "ov nncf max-drop 0.5%": ("openvino", {"max_drop": 0.005, "val_images": 300}),
-    "ov nncf max-drop 0.5% +bf16": ("openvino", "ov nncf max-drop 0.5%"),  # same IR, other ops bf16
-    "ov bf16": ("openvino", None),
+    "ort minmax": QuantRecipe(),
+    "ort percentile": QuantRecipe(method="percentile"),
+    "ov nncf": OV,  # activation ranges: global min/max (edgevision's default)
+    "ov nncf own ranges": dataclasses.replace(OV, method="nncf"),  # NNCF's built-in range estimators
+    "ov nncf +se": dataclasses.replace(OV, quantize_se=True),  # squeeze-excite FCs quantized too
+    "ov nncf own ranges +se": dataclasses.replace(OV, method="nncf", quantize_se=True),
+    "ov nncf keep-first-last": dataclasses.replace(OV, keep_first_last=True),
+    "ov nncf transformer": dataclasses.replace(OV, transformer=True),  # NNCF's transformer model type
+    "ov nncf mixed": dataclasses.replace(OV, preset="mixed"),
+    "ov nncf max-drop 0.5%": dataclasses.replace(OV, max_drop=0.005, val_images=300),
+    "ov nncf max-drop 0.5% +bf16": "ov nncf max-drop 0.5%",  # same IR, other ops bf16
+    "ov bf16": None,
 }
 
 
@@ -75,17 +79,6 @@ def best_paths(rows: list[dict], min_agreement: float = 99.0, goal: tuple[float,
     return {m: v[1:] for m, v in out.items()}
 
 
-def ratio(base, fn, rounds=3) -> float:
-    """base time / fn time, each the best of ``rounds`` medians taken in turn, so that a slow spell
-    of the shared machine hits both sides (interference only ever adds time)."""
-    def median(f):
-        return measure_latency(f, warmup=3, min_runs=10, min_time_s=0.4, max_time_s=1.5).median_ms
-    tb = tf = float("inf")
-    for _ in range(rounds):
-        tb, tf = min(tb, median(base)), min(tf, median(fn))
-    return tb / tf
-
-
 def agreement(ref: np.ndarray, sess, x: np.ndarray) -> tuple[float, float]:
     got = np.concatenate([sess(x[i:i + 1]) for i in range(len(x))])
     return float((ref.argmax(1) == got.argmax(1)).mean() * 100), float(np.abs(ref - got).mean())
@@ -105,14 +98,11 @@ def fake_quantizers(xml: Path) -> int:
     return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(xml)).get_ops())
 
 
-def speed(fp32_path: Path, q_path: Path, runtime: str, precision: str, cfg, res: int) -> dict:
-    fp, q = open_session(fp32_path, "onnxruntime"), open_session(q_path, runtime, precision=precision)
-    x = calibration_images("embedded", cfg, (res, res), 1, split="test")
-    out = {}
-    for b in (1, 16):
-        xb = np.repeat(x, b, axis=0)
-        out[b] = ratio(lambda: fp(xb), lambda: q(xb))
-    return out
+def speed(fp32_path: Path, q_path: Path, runtime: str, precision: str) -> dict:
+    """batch -> fp32 / reduced-precision time at batch 1 and 16 (bench.speed's rule, each side the
+    best of 3 medians taken in turn)."""
+    return compare_speed(fp32_path, q_path, runtime, precision, batches=(1, 16), budget_s=1.5,
+                         min_time_s=0.4, rounds=3)[0]
 
 
 def study(name: str, wdir: Path | None, res: int, speed_res: int, held_out: int, graphs: list[str],
@@ -133,37 +123,36 @@ def study(name: str, wdir: Path | None, res: int, speed_res: int, held_out: int,
         ref_sess = open_session(fp32, "onnxruntime")
         ref = np.concatenate([ref_sess(x[i:i + 1]) for i in range(len(x))])
         made = {}
-        for recipe, (runtime, kw) in recipes.items():
+        for recipe, rc in recipes.items():
             note = ""
-            if not isinstance(kw, dict):  # no new graph: bf16 on the fp32 one, or an INT8 IR made above
-                if isinstance(kw, str) and kw not in made:
+            if not isinstance(rc, QuantRecipe):  # no new graph: bf16 on the fp32 one, or an INT8 IR made above
+                if isinstance(rc, str) and rc not in made:
                     continue
-                slow, fast, prec = (*made[kw], "int8-bf16") if isinstance(kw, str) else (fp32, fp32_fast, "bf16")
+                slow, fast, prec = (*made[rc], "int8-bf16") if isinstance(rc, str) else (fp32, fp32_fast, "bf16")
                 try:
                     agree, drift = agreement(ref, open_session(slow, "openvino", precision=prec), x)
-                    sp = speed(fp32_fast, fast, "openvino", prec, cfg, speed_res)
+                    sp = speed(fp32_fast, fast, "openvino", prec)
                 except ev.EdgeVisionError as e:
                     print(f"{name:24s} {graph:8s} {recipe:28s} not available: {e}")
                     continue
             else:
-                suffix = ".xml" if runtime == "openvino" else ".onnx"
-                q = d / f"{name}_{graph}_{recipe.replace(' ', '_').replace('%', '')}{suffix}"
-                r = quantize(fp32, q, runtime=runtime, held_out=held_out, batches=(), **kw)
+                runtime = rc.runtime
+                q = d / f"{name}_{graph}_{recipe.replace(' ', '_').replace('%', '')}{get_target(runtime).SUFFIX}"
+                r = quantize(fp32, q, dataclasses.replace(rc, held_out=held_out))
                 agree, drift, note = r.top1_agreement, r.logit_drift, r.accuracy_control
                 # the same recipe on the speed-resolution export; accuracy control's search is not
                 # repeated there (the weights are not accurate at that size): the layers it kept
                 # in float are kept in float again
                 fast = d / f"fast_{q.name}"
-                kw_fast = {k: v for k, v in kw.items() if k not in ("max_drop", "val_images")}
-                quantize(fp32_fast, fast, runtime=runtime, held_out=1, batches=(), float_nodes=r.float_nodes,
-                         **kw_fast)
+                quantize(fp32_fast, fast, dataclasses.replace(rc, held_out=1, max_drop=None,
+                                                              float_nodes=r.float_nodes))
                 if runtime == "openvino" and fake_quantizers(q) != fake_quantizers(fast):
                     # e.g. accuracy control reverted every layer and named none of them
                     print(f"{name:24s} {graph:8s} {recipe:28s} skipped: the {speed_res} px graph has "
                           f"{fake_quantizers(fast)} quantizers, the {res} px one {fake_quantizers(q)} ({note})")
                     continue
                 made[recipe] = (q, fast)
-                sp = speed(fp32_fast, fast, runtime, "int8", cfg, speed_res)
+                sp = speed(fp32_fast, fast, runtime, "int8")
             rows.append({"model": name, "graph": graph, "recipe": recipe, "trained": trained, "agreement": agree,
                          "logit_drift": drift, "speedup_bs1": sp[1], "speedup_bs16": sp[16], "note": note})
             print(f"{name:24s} {graph:8s} {recipe:28s} {agree:6.1f} % {sp[1]:6.2f} {sp[16]:6.2f} "
@@ -179,7 +168,8 @@ def main():
     ap.add_argument("--speed-resolution", type=int, default=224)
     ap.add_argument("--held-out", type=int, default=500)
     ap.add_argument("--graphs", choices=["reparam", "both"], default="reparam")
-    ap.add_argument("--recipes", help=f"comma-separated subset of: {', '.join(RECIPES)}")
+    ap.add_argument("--recipes", help="comma-separated subset of: "  # argparse %-formats help
+                    + ", ".join(RECIPES).replace("%", "%%"))
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     wdir = Path(args.weights_dir)

@@ -1,4 +1,4 @@
-"""Attention and hybrid families (issue 4): any input size, bf16 autocast, family specifics."""
+"""Attention and hybrid families: any input size, bf16 autocast, family specifics."""
 import math
 
 import pytest

@@ -59,3 +59,48 @@ def test_train_zero_init_flag_reaches_the_config(monkeypatch, tmp_path, flag, ex
     monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
     assert main(["train", "--model", "mobilenetv3_small_075", "--out", str(tmp_path), *flag]) == 0
     assert seen[0].zero_init is expected
+
+
+def _train_config(monkeypatch, *argv):
+    import edgevision.train as T
+    seen = []
+    monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
+    assert main(["train", *argv]) == 0
+    return seen[0]
+
+
+def test_train_flags_build_the_config(monkeypatch, tmp_path):
+    from edgevision.train import ProgressiveConfig, TrainConfig
+    out = str(tmp_path)
+    assert _train_config(monkeypatch, "--model", "m", "--out", out) == TrainConfig(model="m", out=out)
+    cfg = _train_config(monkeypatch, "--model", "m", "--out", out, "--opt", "sgd", "--drop-path", "0.1",
+                        "--drop", "0.2", "--ema", "0.99", "--no-channels-last", "--resolution", "64",
+                        "--stop-after-epochs", "1", "--progressive", "--prog-size", "32", "48",
+                        "--prog-mixup", "0", "0.2")
+    assert cfg == TrainConfig(model="m", out=out, optimizer="sgd", drop_path_rate=0.1, drop_rate=0.2,
+                              ema_decay=0.99, channels_last=False, resolution=64, stop_after_epochs=1,
+                              progressive=ProgressiveConfig(size=(32, 48), mixup=(0.0, 0.2)))
+
+
+def test_dense_task_takes_the_shared_train_flags(monkeypatch, tmp_path):
+    import edgevision.dense.train as DT
+    from edgevision.dense.train import DenseConfig
+    seen = []
+    monkeypatch.setattr(DT, "train_dense", lambda cfg: seen.append(cfg) or {"best": 0.0})
+    out = str(tmp_path)
+    assert main(["train", "--task", "detection", "--model", "m", "--out", out, "--weights", "w.pt"]) == 0
+    # the train verb's defaults (epochs, batch size, ...) apply, as they always did; the resolution,
+    # not given, keeps DenseConfig's; weight decay and optimizer are not on the command line
+    assert seen[0] == DenseConfig(task="detection", model="m", out=out, detector="retinanet", epochs=10,
+                                  batch_size=64, lr=2e-3, train_size=6000, val_size=1200, workers=2,
+                                  seed=0, backbone_weights="w.pt")
+    assert main(["train", "--task", "segmentation", "--model", "m", "--out", out, "--resolution", "96",
+                 "--weight-decay", "0.5", "--opt", "sgd"]) == 0
+    assert seen[1].resolution == 96 and seen[1].weight_decay == 1e-4 and seen[1].optimizer == "adamw"
+
+
+def test_train_help_lists_defaults():
+    r = run_cli("train", "--help")
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "--epochs EPOCHS training epochs (default: 10)" in text
+    assert "--prog-size START END" in text and "--stop-after-epochs" not in text

@@ -6,7 +6,7 @@ import torch
 import edgevision as ev
 import edgevision.registry
 from edgevision.deploy import reparameterize
-from edgevision.deploy.export import ExportError, export
+from edgevision.deploy.export import ExportError, ExportReport, export
 from edgevision.errors import ConfigError
 
 from conftest import ALL_MODELS, heavy_param, nontrivial_bn, randomize_bn, small_size
@@ -53,7 +53,7 @@ def test_dynamic_batch_and_openvino(tmp_path):
     pytest.importorskip("openvino")
     model = randomize_bn(ev.create_model("tf_efficientnet_lite0")).eval()
     r = export(model, tmp_path / "m.onnx", resolution=(96, 128), dynamic_batch=True)
-    from edgevision.deploy.runtimes import open_session
+    from edgevision.deploy.targets import open_session
     sess = open_session(r.path)
     x = torch.randn(3, 3, 96, 128)
     with torch.no_grad():
@@ -88,7 +88,7 @@ def test_openvino_export_per_family(name, tmp_path):
     r = export(model, tmp_path / "m.xml", fmt="openvino", resolution=(s, s))
     assert r.precision == "fp32" and r.runtime == "openvino" and (tmp_path / "m.bin").exists()
     # a dynamic batch really is dynamic (no batch size baked into reshapes)
-    from edgevision.deploy.runtimes import open_session
+    from edgevision.deploy.targets import open_session
     d = export(model, tmp_path / "d.onnx", resolution=(s, s), dynamic_batch=True)
     x = torch.randn(3, 3, s, s)
     with torch.no_grad():
@@ -102,7 +102,8 @@ def test_openvino_channel_layernorm_loses_its_transposes(tmp_path):
     nodes, same logits (random affine parameters, so a misplaced weight or bias would show)."""
     ov = pytest.importorskip("openvino")
     from edgevision.deploy.ov_rewrites import rewrite
-    from edgevision.deploy.runtimes import open_session, openvino_model
+    from edgevision.deploy.targets import open_session
+    from edgevision.deploy.targets.openvino import openvino_model
     torch.manual_seed(0)
     model = ev.create_model("convnext_atto", num_classes=12).eval()
     with torch.no_grad():
@@ -133,7 +134,8 @@ def test_openvino_split_conv_becomes_one_conv_per_part(tmp_path):
     precision (the same dot products), with bit-identical logits (BatchNorm biases randomized, so
     the bias slices are exercised)."""
     ov = pytest.importorskip("openvino")
-    from edgevision.deploy.runtimes import open_session, openvino_model
+    from edgevision.deploy.targets import open_session
+    from edgevision.deploy.targets.openvino import openvino_model
     torch.manual_seed(0)
     model = randomize_bn(ev.create_model("efficientvit_m0", num_classes=12)).eval()
     d = export(model, tmp_path / "e.onnx", resolution=(64, 64), dynamic_batch=True)
@@ -174,3 +176,26 @@ def test_export_graph_does_not_depend_on_memory_format(name, tmp_path):
         g = onnx.load(str(tmp_path / f"{channels_last}.onnx")).graph
         counts.append(collections.Counter(n.op_type for n in g.node))
     assert counts[0] == counts[1]
+
+
+def test_targets_table_lists_each_runtime_once():
+    """Both runtimes are in the table, each module giving the whole protocol; an unknown runtime or
+    format names the choices."""
+    from edgevision.deploy.targets import TARGETS, get_target, open_session, target_for_format
+    assert list(TARGETS) == ["onnxruntime", "openvino"]
+    for name, t in TARGETS.items():
+        assert t.NAME == name and get_target(name) is t and target_for_format(t.FORMAT) is t
+        assert t.SUFFIX.startswith(".") and t.SOURCE in ("onnx", "torch") and "minmax" in t.METHODS
+        assert all(callable(getattr(t, f)) for f in ("session", "build", "check_output", "install", "int8"))
+    with pytest.raises(ConfigError, match="unsupported runtime 'tensorrt'; choose one of onnxruntime, openvino"):
+        get_target("tensorrt")
+    with pytest.raises(ConfigError, match="unsupported runtime 'tflite'"):
+        open_session("m.onnx", "tflite")
+
+
+def test_export_report_json_round_trip(tmp_path):
+    import json
+    r = export(ev.create_model("mobilenetv3_small_075").eval(), tmp_path / "m.onnx", resolution=(32, 32))
+    back = ExportReport.from_json(json.loads(json.dumps(r.to_json())))
+    assert back == r and back.summary() == r.summary()
+    assert isinstance(back.path, type(r.path)) and back.resolution == (32, 32)

@@ -89,11 +89,15 @@ def test_resume_continues_exactly(tmp_path):
         assert (part / f).is_file()
     m = ev.create_model("mobilenetv3_small_075", num_classes=len(CLASSES))
     ev.load_weights(m, part / "best.safetensors")
+    from edgevision.weights.io import read_state_dict
+    _, meta = read_state_dict(part / "best.safetensors")
+    assert meta["format"] == "edgevision" and meta["model"] == "mobilenetv3_small_075"
+    assert meta["num_classes"] == str(len(CLASSES)) and json.loads(meta["classes"]) == list(CLASSES)
+    assert json.loads(meta["input_config"])["input_size"] == [3, 32, 32]  # the trained resolution
 
 
 def test_progressive_learning_changes_size_and_regularisation(tmp_path):
-    prog = ProgressiveConfig(stages=2, size_start=32, size_end=48, dropout_start=0.0, dropout_end=0.3,
-                             randaug_start=0, randaug_end=5)
+    prog = ProgressiveConfig(stages=2, size=(32, 48), dropout=(0.0, 0.3), randaug=(0, 5))
     lines = []
     train(TrainConfig(out=str(tmp_path), progressive=prog, **TINY), log=lines.append)
     rows = _epochs(tmp_path)

@@ -7,7 +7,7 @@ import torch
 
 import edgevision as ev
 from edgevision.errors import WeightsError
-from edgevision.weights import atomic_write
+from edgevision.files import atomic_write
 
 from conftest import randomize_bn
 

@@ -11,18 +11,8 @@ import sys
 from pathlib import Path
 
 from .errors import EdgeVisionError
-
-
-def _fmt_params(n: int) -> str:
-    return f"{n / 1e6:.2f}M"
-
-
-def _table(rows: list[list[str]], header: list[str], right: set[int] = frozenset()) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    def line(r):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+from .options import add_options
+from .text import millions, table
 
 
 def cmd_models(args) -> int:
@@ -35,10 +25,10 @@ def cmd_models(args) -> int:
     for n in names:
         e = get_entry(n)
         ref = e.reference
-        rows.append([n, e.family, _fmt_params(ref.params) if ref else "-",
+        rows.append([n, e.family, millions(ref.params) if ref else "-",
                      f"{ref.macs_millions:.1f}M" if ref else "-", str(e.input_config.resolution),
                      f"{ref.top1:.1f}" if ref and ref.top1 is not None else "-"])
-    print(_table(rows, ["model", "family", "params", "MACs", "res", "top-1"], right={2, 3, 4, 5}))
+    print(table(rows, ["model", "family", "params", "MACs", "res", "top-1"], right={2, 3, 4, 5}))
     print(f"\n{len(names)} models. params/MACs: exact counts at the listed resolution (tested); "
           f"top-1: ImageNet-1k as published by the authors.")
     return 0
@@ -114,38 +104,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .options import from_args
     if args.task != "classification":
         from .dense.train import DenseConfig, train_dense
-        cfg = DenseConfig(task=args.task, model=args.model, out=args.out, detector=args.detector,
-                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          resolution=args.resolution or 128, train_size=args.train_size,
-                          val_size=args.val_size, workers=args.workers, seed=args.seed,
-                          backbone_weights=args.weights)
-        res = train_dense(cfg)
+        res = train_dense(from_args(DenseConfig, args))
         print(f"done: best {'mAP' if args.task == 'detection' else 'mIoU'} {res['best']:.2f}  ({args.out})")
         return 0
-    from .train import ProgressiveConfig, TrainConfig, train
-    prog = None
-    if args.progressive:
-        prog = ProgressiveConfig(stages=args.prog_stages, size_start=args.prog_size[0],
-                                 size_end=args.prog_size[1], dropout_start=args.prog_dropout[0],
-                                 dropout_end=args.prog_dropout[1], randaug_start=args.prog_randaug[0],
-                                 randaug_end=args.prog_randaug[1], mixup_start=args.prog_mixup[0],
-                                 mixup_end=args.prog_mixup[1])
-    cfg = TrainConfig(
-        model=args.model, out=args.out, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.opt, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, resolution=args.resolution, train_size=args.train_size,
-        val_size=args.val_size, drop_path_rate=args.drop_path, drop_rate=args.drop, ema_decay=args.ema,
-        mixup=args.mixup, cutmix=args.cutmix, randaug=args.randaug, crop_scale=args.crop_scale,
-        grad_clip=args.grad_clip,
-        channels_last=not args.no_channels_last, bf16=args.bf16, compile=args.compile,
-        zero_init=not args.no_zero_init,
-        workers=args.workers, seed=args.seed, weights=args.weights, resume=args.resume,
-        stop_after_epochs=args.stop_after_epochs, teacher=args.teacher,
-        teacher_weights=args.teacher_weights, distill=args.distill, alpha=args.alpha,
-        temperature=args.temperature, progressive=prog, warmup_epochs=args.warmup_epochs)
-    res = train(cfg)
+    from .train import TrainConfig, train
+    res = train(from_args(TrainConfig, args))
     if "best_top1" in res:  # rank 0 (other ranks of a torchrun job return no metrics)
         print(f"done: best val top-1 {res['best_top1']:.2f}%  weights: {args.out}/best.safetensors  "
               f"curves: {args.out}/curves.png")
@@ -162,13 +128,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .deploy.quantize import quantize
-    report = quantize(args.model, args.output, calib=args.calib, images=args.images,
-                      runtime=args.runtime, per_channel=not args.per_tensor,
-                      keep_first_last=args.keep_first_last, exclude_ops=args.exclude_ops,
-                      method=args.method, held_out=args.held_out, transformer=args.transformer,
-                      max_drop=args.max_drop, val_images=args.val_images, preset=args.preset,
-                      float_nodes=args.float_nodes, quantize_se=args.quantize_se)
+    from .bench.speed import add_speed
+    from .deploy.quantize import QuantRecipe, quantize
+    from .options import from_args
+    recipe = from_args(QuantRecipe, args)
+    report = add_speed(quantize(args.model, args.output, recipe), args.model, source=recipe.calib)
     print(report.summary())
     if report.float_nodes:  # to reproduce the same split on another export: --float-nodes ...
         print("kept in float (pass to --float-nodes to reuse): " + " ".join(report.float_nodes))
@@ -209,7 +173,7 @@ def cmd_pick(args) -> int:
     from .bench.pick import pick
     from .registry import get_entry
     res = pick(args.budget_ms, args.backend, args.bs, args.family, args.max_params, args.threads)
-    print(_table([[n, s] for n, s in res.table], ["candidate (fewest MACs first)", "latency"]))
+    print(table([[n, s] for n, s in res.table], ["candidate (fewest MACs first)", "latency"]))
     c = res.choice
     ref = get_entry(c.model).reference
     print(f"\npick: {c.model} — {c.median_ms:.2f} ms ({c.backend}, {c.precision}, batch {c.batch}, "
@@ -251,17 +215,43 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
-                                "from PyTorch to deployment.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _LazyParser(argparse.ArgumentParser):
+    """A sub-parser that can add its options on first use (parsing or --help): the train options
+    come from config classes whose modules import torchvision, which the other verbs and
+    `edgevision --help` need not load."""
+
+    def __init__(self, *args, deferred=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred = deferred
+
+    def _populate(self) -> None:
+        if self._deferred is not None:
+            add, self._deferred = self._deferred, None
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._populate()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._populate()
+        return super().format_help()
+
+
+def _models_parser(sub) -> None:
     m = sub.add_parser("models", help="list models with params, MACs, resolution, published top-1")
     m.add_argument("pattern", nargs="?", help="wildcard or substring, e.g. 'efficientnet_b*' or lite")
     m.add_argument("--family", help="only this family (e.g. mobilenetv3, efficientnet, convnext)")
     m.set_defaults(fn=cmd_models)
+
+
+def _info_parser(sub) -> None:
     i = sub.add_parser("info", help="show a model's spec, stages and feature_info")
     i.add_argument("name")
     i.set_defaults(fn=cmd_info)
+
+
+def _export_parser(sub) -> None:
     e = sub.add_parser("export", help="reparameterize, export to ONNX/OpenVINO, verify against PyTorch")
     e.add_argument("name")
     e.add_argument("-o", "--output", required=True, help="output file (.onnx, or .xml for openvino)")
@@ -274,33 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     e.add_argument("--atol", type=float, default=1e-4, help="max abs logit difference allowed")
     e.set_defaults(fn=cmd_export)
+
+
+def _quantize_parser(sub) -> None:
     q = sub.add_parser("quantize", help="static INT8 quantization of an exported ONNX model, measured")
     q.add_argument("model", help="fp32 .onnx written by `edgevision export`")
     q.add_argument("-o", "--output", required=True, help=".onnx (onnxruntime) or .xml (openvino)")
-    q.add_argument("--calib", default="embedded", help="'embedded' or a folder of images")
-    q.add_argument("--images", type=int, default=64, help="calibration images")
-    q.add_argument("--held-out", type=int, default=200, help="images for the agreement check")
-    q.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime")
-    q.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
-    q.add_argument("--keep-first-last", action="store_true", help="stem conv and classifier in fp32")
-    q.add_argument("--exclude-ops", nargs="*", default=[], help="op types kept in fp32, e.g. Softmax")
-    q.add_argument("--method", choices=["minmax", "nncf", "percentile", "entropy", "histogram"],
-                   default="minmax", help="activation ranges: minmax (global, both runtimes), percentile "
-                   "(both), entropy (onnxruntime), histogram or nncf (openvino; NNCF's built-in ranges)")
-    q.add_argument("--transformer", action="store_true", help="NNCF transformer preset (attention models)")
-    q.add_argument("--preset", choices=["performance", "mixed"], default="performance",
-                   help="openvino: NNCF preset (mixed: asymmetric activations)")
-    q.add_argument("--max-drop", type=float, default=None,
-                   help="openvino: accuracy-controlled INT8 - revert the most sensitive layers to float "
-                        "until top-1 agreement with fp32 on validation images drops by at most this "
-                        "fraction (e.g. 0.01)")
-    q.add_argument("--val-images", type=int, default=300, help="validation images for --max-drop")
-    q.add_argument("--float-nodes", nargs="*", default=[],
-                   help="graph node names kept in float (e.g. the list --max-drop printed)")
-    q.add_argument("--quantize-se", action="store_true",
-                   help="openvino: quantize the squeeze-excite FCs as well (NNCF keeps them in float; "
-                        "faster MobileNetV3 at batch 1, slower EfficientNet - docs/deploy.md)")
+    from .deploy.recipe import QuantRecipe
+    add_options(q, QuantRecipe)
     q.set_defaults(fn=cmd_quantize)
+
+
+def _convert_parser(sub) -> None:
     c = sub.add_parser("convert", help="convert weights from timm/torchvision/efficientnet_pytorch")
     c.add_argument("input")
     c.add_argument("--model", required=True)
@@ -309,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--num-classes", type=int, default=1000)
     c.add_argument("-o", "--output", required=True, help="output .safetensors")
     c.set_defaults(fn=cmd_convert)
+
+
+def _predict_parser(sub) -> None:
     pd = sub.add_parser("predict", help="classify images with the weights' own preprocessing")
     pd.add_argument("images", nargs="+")
     pd.add_argument("--model", required=True)
@@ -316,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--topk", type=int, default=5)
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(fn=cmd_predict)
+
+
+def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="latency/throughput of models on this machine, per backend")
     b.add_argument("names", nargs="+", metavar="NAME")
     b.add_argument("--backends", default="torch", help="comma-separated: torch, torch-cl, compile, ort, "
@@ -327,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cache", action="store_true", help="measure again even if cached")
     b.add_argument("--budget-s", type=float, default=2.0, help="timing seconds per measurement")
     b.set_defaults(fn=cmd_bench)
+
+
+def _profile_parser(sub) -> None:
     pr = sub.add_parser("profile", help="per-layer time, MACs, bytes and intensity")
     pr.add_argument("name")
     pr.add_argument("--backend", choices=["torch", "ort"], default="torch")
@@ -334,10 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights")
     pr.add_argument("--top", type=int, default=25)
     pr.set_defaults(fn=cmd_profile)
+
+
+def _report_parser(sub) -> None:
     rp = sub.add_parser("report", help="markdown table + Pareto plot from `bench --json` results")
     rp.add_argument("results")
     rp.add_argument("-o", "--output", required=True, help="output directory")
     rp.set_defaults(fn=cmd_report)
+
+
+def _pick_parser(sub) -> None:
     pk = sub.add_parser("pick", help="most accurate model within a latency budget on this machine")
     pk.add_argument("--budget-ms", type=float, required=True)
     pk.add_argument("--backend", default="torch")
@@ -346,56 +336,27 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--max-params", type=float, help="in millions")
     pk.add_argument("--threads", type=int, default=0)
     pk.set_defaults(fn=cmd_pick)
-    t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)")
-    t.add_argument("--model", required=True)
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--task", choices=["classification", "detection", "segmentation"], default="classification")
-    t.add_argument("--detector", choices=["retinanet", "fasterrcnn", "ssdlite"], default="retinanet",
-                   help="detection head (with --task detection)")
-    t.add_argument("--data", default="embedded", help="'embedded' or a folder with train/ and val/")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--opt", choices=["adamw", "sgd"], default="adamw")
-    t.add_argument("--weight-decay", type=float, default=0.05)
-    t.add_argument("--warmup-epochs", type=float, default=1.0)
-    t.add_argument("--label-smoothing", type=float, default=0.1)
-    t.add_argument("--resolution", type=int)
-    t.add_argument("--train-size", type=int, default=6000, help="embedded: images per epoch")
-    t.add_argument("--val-size", type=int, default=1200, help="embedded: validation images")
-    t.add_argument("--drop-path", type=float, default=0.0)
-    t.add_argument("--drop", type=float, help="classifier dropout")
-    t.add_argument("--ema", type=float, default=0.0, help="EMA decay, e.g. 0.999 (0: off)")
-    t.add_argument("--mixup", type=float, default=0.0)
-    t.add_argument("--cutmix", type=float, default=0.0)
-    t.add_argument("--randaug", type=int, default=0, help="RandAugment magnitude (0: off)")
-    t.add_argument("--crop-scale", type=float, default=0.8,
-                   help="smallest area kept by random-resized crops (0.8 keeps embedded objects whole; "
-                        "ImageNet-like data: 0.08-0.35)")
-    t.add_argument("--grad-clip", type=float, default=0.0)
-    t.add_argument("--no-channels-last", action="store_true")
-    t.add_argument("--no-zero-init", action="store_true",
-                   help="keep the default init of the classifier and residual branches (the "
-                        "ConvNeXt recipe in docs/training.md)")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    t.add_argument("--workers", type=int, default=2)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--weights", help="initial weights for fine-tuning")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--stop-after-epochs", type=int, help=argparse.SUPPRESS)
-    t.add_argument("--teacher", help="teacher model for knowledge distillation")
-    t.add_argument("--teacher-weights")
-    t.add_argument("--distill", choices=["soft", "hard"], default="soft")
-    t.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation loss")
-    t.add_argument("--temperature", type=float, default=4.0)
-    t.add_argument("--progressive", action="store_true", help="EfficientNetV2 progressive learning")
-    t.add_argument("--prog-stages", type=int, default=4)
-    t.add_argument("--prog-size", type=int, nargs=2, default=[64, 96], metavar=("START", "END"))
-    t.add_argument("--prog-dropout", type=float, nargs=2, default=[0.0, 0.2], metavar=("START", "END"))
-    t.add_argument("--prog-randaug", type=int, nargs=2, default=[0, 9], metavar=("START", "END"))
-    t.add_argument("--prog-mixup", type=float, nargs=2, default=[0.0, 0.0], metavar=("START", "END"))
+
+
+def _train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train or fine-tune a model (embedded dataset by default)",
+                       deferred=_train_options)
     t.set_defaults(fn=cmd_train)
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
+    """TrainConfig's options; detection and segmentation (DenseConfig) share them and add
+    --detector."""
+    from .dense.train import DenseConfig
+    from .train import TrainConfig
+    t.add_argument("--task", choices=["classification", "detection", "segmentation"],
+                   default="classification", help="what to train; detection and segmentation put "
+                   "a head on the --model backbone (default: %(default)s)")
+    add_options(t, DenseConfig, only=("detector",))
+    add_options(t, TrainConfig)
+
+
+def _eval_parser(sub) -> None:
     v = sub.add_parser("eval", help="top-1/top-5 and a confusion matrix of trained weights")
     v.add_argument("--model", required=True)
     v.add_argument("--weights", required=True)
@@ -404,12 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--val-size", type=int, default=1200)
     v.add_argument("--confusion", help="write the confusion matrix PNG here")
     v.set_defaults(fn=cmd_eval)
+
+
+def _demo_parser(sub) -> None:
     d = sub.add_parser("demo", help="the main job: train, distill, export, quantize, benchmark, report")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--fresh", action="store_true", help="redo every step")
     d.add_argument("--toy", action="store_true", help="tiny sizes (seconds; for tests)")
     d.add_argument("--workers", type=int, default=2)
     d.set_defaults(fn=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgevision", description="Efficient vision models, verified "
+                                "from PyTorch to deployment.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_LazyParser)
+    for add_verb in (_models_parser, _info_parser, _export_parser, _quantize_parser, _convert_parser,
+                     _predict_parser, _bench_parser, _profile_parser, _report_parser, _pick_parser,
+                     _train_parser, _eval_parser, _demo_parser):
+        add_verb(sub)
     return p
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import EdgeVisionError
-from .weights.io import atomic_write
+from .files import atomic_write
 
 
 class PipelineError(EdgeVisionError):
@@ -118,19 +118,15 @@ class Pipeline:
                 "params_reparameterized": count_params(fused), "size_mb": round(r.size_bytes / 1e6, 2)}
 
     def _quantize(self) -> dict:
-        from .deploy.quantize import quantize
-        out = {}
+        from .bench.speed import add_speed
+        from .deploy.quantize import QuantRecipe, quantize
+        fp32, out = self.out / "student.onnx", {}
         for rt, path in (("onnxruntime", "student_int8.onnx"), ("openvino", "student_int8.xml")):
-            r = quantize(self.out / "student.onnx", self.out / path, images=self.plan.calib_images,
-                         held_out=self.plan.held_out, runtime=rt, batches=(1, 16))
-            out[rt] = {"path": str(r.path), "precision": r.precision, "size_ratio": round(r.size_ratio, 2),
-                       "top1_agreement": round(r.top1_agreement, 2), "logit_drift": round(r.logit_drift, 4),
-                       "speedup": {str(k): round(v, 2) for k, v in r.speedup.items()},
-                       "latency_ms": {str(k): [round(a, 3), round(b, 3)] for k, (a, b) in r.latency_ms.items()}}
+            recipe = QuantRecipe(runtime=rt, images=self.plan.calib_images, held_out=self.plan.held_out)
+            out[rt] = add_speed(quantize(fp32, self.out / path, recipe), fp32, batches=(1, 16)).to_json()
         return out
 
     def _bench(self) -> dict:
-        from dataclasses import asdict
         from .bench.runner import benchmark
         res = self.plan.resolution
         w = {self.plan.student: str(self.out / "student_kd" / "best.safetensors")}
@@ -138,47 +134,19 @@ class Pipeline:
                        use_cache=False, budget_s=self.plan.bench_budget_s, weights=w)
         # the published-accuracy view: the registry's small models, eager, for the Pareto plot
         pareto = benchmark(list(self.plan.pareto_models), ["ort"], 1, None, budget_s=self.plan.bench_budget_s)
-        return {"student": [asdict(r) for r in rs], "pareto": [asdict(r) for r in pareto]}
+        return {"student": [r.to_json() for r in rs], "pareto": [r.to_json() for r in pareto]}
 
     def _report(self) -> dict:
         from .bench.latency import cpu_description
-        from .bench.report import pareto_plot
+        from .bench.report import demo_report, pareto_plot
         from .bench.runner import BenchResult
-        R = self.results
-        pareto = [BenchResult(**{**r, "resolution": tuple(r["resolution"])}) for r in R["bench"]["pareto"]]
+        pareto = [BenchResult.from_json(r) for r in self.results["bench"]["pareto"]]
         pareto_plot(pareto, self.out / "pareto.png",
                     "onnxruntime fp32 latency here (224-256 px) vs published ImageNet top-1")
-        e = R["evaluate"]
-        lines = [f"# edgevision demo run", "", f"Machine: {cpu_description()}", "",
-                 "## 1. Training on the embedded dataset "
-                 f"({self.plan.resolution}px, {self.plan.train_size} images/epoch)", "",
-                 "| model | role | epochs | val top-1 % | val top-5 % |", "|---|---|--:|--:|--:|"]
-        for key, role, ep in (("teacher", "teacher", self.plan.teacher_epochs),
-                              ("student_kd", "student, distilled (soft, T=2, alpha=0.5)", self.plan.student_epochs),
-                              ("student_baseline", "student, no distillation", self.plan.student_epochs)):
-            lines.append(f"| {e[key]['model']} | {role} | {ep} | {e[key]['top1']:.2f} | {e[key]['top5']:.2f} |")
-        lines += ["", "Curves: ![teacher](teacher/curves.png) ![student](student_kd/curves.png)", "",
-                  "## 2. Deploy path of the distilled student", ""]
-        x = R["export"]
-        lines.append(f"Reparameterized ({x['params']:,} -> {x['params_reparameterized']:,} params, BN folded) "
-                     f"and exported to ONNX ({x['size_mb']} MB); onnxruntime vs PyTorch max abs logit diff: "
-                     + ", ".join(f"{k} {v:.1e}" for k, v in x["max_abs_diff"].items()) + ".")
-        lines += ["", "| INT8 | precision that ran | size | top-1 agreement with fp32 | mean logit drift | "
-                  "speed vs ORT fp32 bs1 | bs16 |", "|---|---|--:|--:|--:|--:|--:|"]
-        for rt, q in R["quantize"].items():
-            lines.append(f"| {rt} | {q['precision']} | 1/{q['size_ratio']} | {q['top1_agreement']:.2f}% | "
-                         f"{q['logit_drift']} | {q['speedup'].get('1', float('nan')):.2f}x | "
-                         f"{q['speedup'].get('16', float('nan')):.2f}x |")
-        lines += ["", f"## 3. Latency of the student on this machine (batch 1, {self.plan.resolution}px)", "",
-                  "| backend | precision | median ms | p10–p90 ms | images/s |", "|---|---|--:|--:|--:|"]
-        for r in R["bench"]["student"]:
-            lines.append(f"| {r['backend']} | {r['precision']} | {r['median_ms']:.3f} | "
-                         f"{r['p10_ms']:.3f}–{r['p90_ms']:.3f} | {r['images_per_s']:.0f} |")
-        lines += ["", "## 4. Choosing a model", "", "![Pareto](pareto.png)", "",
-                  "## Step times (s)", "", " | ".join(f"{k} {v:.0f}" for k, v in self.seconds.items()), ""]
-        with atomic_write(self.out / "report.md", ".md") as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-        return {"report": str(self.out / "report.md")}
+        path = self.out / "report.md"
+        with atomic_write(path, ".md") as tmp:
+            tmp.write_text(demo_report(self.plan, self.results, self.seconds, cpu_description()))
+        return {"report": str(path)}
 
     def run(self) -> dict:
         p = self.plan

@@ -1,6 +1,7 @@
 """Model registry: name -> (family, spec, builder, input config, reference figures).
 
-Every model family registers its variants here at import time. Names follow timm's where the
+The registry is built from the table of variants the model families list (``models.VARIANTS``);
+``register`` adds a user's own variant at run time. Names follow timm's where the
 architecture is the same. Reference figures (parameter count, MACs, published top-1) come from
 ``data/models.csv``, a copy of the project's reference table.
 """
@@ -15,28 +16,11 @@ from importlib import resources
 from typing import Any, Callable
 
 from .errors import UnknownModelError
+from .models import VARIANTS
+from .models.variant import IMAGENET_INCEPTION, InputConfig, Variant
 
-__all__ = ["InputConfig", "ModelEntry", "register", "get_entry", "list_models", "list_families",
-           "reference_figures"]
-
-
-@dataclass(frozen=True)
-class InputConfig:
-    """How images must be prepared for a model (and its weights)."""
-
-    input_size: tuple[int, int, int] = (3, 224, 224)  # (channels, height, width) at the default resolution
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # per-channel mean subtracted after scaling to [0, 1]
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)  # per-channel std divided by after the mean
-    interpolation: str = "bicubic"  # resize filter: "bilinear" or "bicubic"
-    crop_pct: float = 0.875  # centre-crop fraction at evaluation (resize to size / crop_pct first)
-    min_size: int = 32  # smallest height/width the model accepts
-
-    @property
-    def resolution(self) -> int:
-        return self.input_size[1]
-
-
-IMAGENET_INCEPTION = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+__all__ = ["IMAGENET_INCEPTION", "InputConfig", "ModelEntry", "register", "get_entry", "list_models",
+           "list_families", "reference_figures"]
 
 
 @dataclass(frozen=True)
@@ -73,18 +57,33 @@ def register(name: str, family: str, spec: Any, builder: Callable[..., Any],
              input_config: InputConfig | None = None, description: str = "",
              channels_last: bool = False, **default_kwargs) -> None:
     """Register a model variant. Duplicate names are refused."""
-    if name in _REGISTRY:
-        raise ValueError(f"model name {name!r} is already registered (family {_REGISTRY[name].family})")
+    _ensure_loaded()
+    _add(Variant(name, family, spec, builder, input_config, description, channels_last,
+                 dict(default_kwargs)))
+
+
+def _add(v: Variant) -> None:
+    if v.name in _REGISTRY:
+        raise ValueError(f"model name {v.name!r} is already registered (family {_REGISTRY[v.name].family})")
+    input_config = v.input_config
     if input_config is None:
-        ref = reference_figures().get(name)
+        ref = reference_figures().get(v.name)
         res = ref.resolution if ref else 224
         input_config = InputConfig(input_size=(3, res, res))
-    _REGISTRY[name] = ModelEntry(name, family, spec, builder, input_config, dict(default_kwargs),
-                                 description, channels_last)
+    _REGISTRY[v.name] = ModelEntry(v.name, v.family, v.spec, v.builder, input_config,
+                                   dict(v.default_kwargs), v.description, v.channels_last)
+
+
+_loaded = False
 
 
 def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (importing the package registers every family)
+    """Fill the registry from the families' tables, once."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for v in VARIANTS:
+            _add(v)
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -78,7 +78,7 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
         layout = "NHWC" if getattr(m, "channels_last", False) else "NCHW"
         return Runner(backend, "fp32", run, f"eager {layout}" if backend != "compile" else "torch.compile")
     from ..deploy.export import export
-    from ..deploy.runtimes import open_session
+    from ..deploy.targets import open_session
     name = getattr(model, "model_name", "model")
     tag = f"{name}-{resolution[0]}x{resolution[1]}-{_weights_tag(model)}"
     fp32 = artifact_dir() / f"{tag}.onnx"
@@ -90,11 +90,11 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
     elif backend in ("openvino", "openvino-bf16"):
         sess = open_session(fp32, "openvino", threads, "bf16" if backend.endswith("bf16") else "fp32")
     else:
-        from ..deploy.quantize import quantize
+        from ..deploy.quantize import QuantRecipe, quantize
         rt = "onnxruntime" if backend == "ort-int8" else "openvino"
         q = artifact_dir() / (f"{tag}-int8.onnx" if rt == "onnxruntime" else f"{tag}-int8.xml")
         if not q.exists():
-            quantize(fp32, q, runtime=rt, images=32, held_out=8, batches=())
+            quantize(fp32, q, QuantRecipe(runtime=rt, images=32, held_out=8))
         sess = open_session(q, rt, threads, precision="int8-bf16" if backend.endswith("bf16") else "int8")
     return Runner(backend, sess.precision, lambda: sess(xn), f"{sess.runtime}")
 

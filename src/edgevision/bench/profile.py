@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
+from ..text import table
 
 
 @dataclass
@@ -112,7 +113,6 @@ def profile_ort(onnx_path: str, resolution: tuple[int, int], channels: int = 3, 
 
 
 def format_profile(stats: list[LayerStat], top: int = 25) -> str:
-    from ..cli import _table
     total_ms = sum(s.ms for s in stats) or 1.0
     total_macs = sum(s.macs for s in stats) or 1.0
     rows = []
@@ -128,7 +128,7 @@ def format_profile(stats: list[LayerStat], top: int = 25) -> str:
         by_kind[s.kind][1] += s.macs
     summary = "  ".join(f"{k}: {100 * v[0] / total_ms:.0f}% time / {100 * v[1] / total_macs:.0f}% MACs"
                         for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1][0])[:6])
-    return (_table(rows, head, right={2, 3, 4, 5, 6, 7, 8}) +
+    return (table(rows, head, right={2, 3, 4, 5, 6, 7, 8}) +
             f"\n\n{len(stats)} layers, {total_ms:.2f} ms in layers. By op: {summary}")
 
 

@@ -1,9 +1,9 @@
-"""Markdown report and Pareto plot (latency vs published top-1) of benchmark results."""
+"""Markdown reports and the Pareto plot (latency vs published top-1): of benchmark results, and\nof the demo pipeline's run."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..weights.io import atomic_write
+from ..files import atomic_write
 from .runner import BenchResult
 
 
@@ -70,3 +70,45 @@ def write_report(results: list[BenchResult], out_dir: str | Path) -> tuple[Path,
     with atomic_write(out / "report.md", ".md") as tmp:
         tmp.write_text(md)
     return out / "report.md", png
+
+
+def _demo_training(plan, evaluated: dict) -> list[str]:
+    lines = ["## 1. Training on the embedded dataset "
+             f"({plan.resolution}px, {plan.train_size} images/epoch)", "",
+             "| model | role | epochs | val top-1 % | val top-5 % |", "|---|---|--:|--:|--:|"]
+    for key, role, ep in (("teacher", "teacher", plan.teacher_epochs),
+                          ("student_kd", "student, distilled (soft, T=2, alpha=0.5)", plan.student_epochs),
+                          ("student_baseline", "student, no distillation", plan.student_epochs)):
+        e = evaluated[key]
+        lines.append(f"| {e['model']} | {role} | {ep} | {e['top1']:.2f} | {e['top5']:.2f} |")
+    return lines + ["", "Curves: ![teacher](teacher/curves.png) ![student](student_kd/curves.png)", ""]
+
+
+def _demo_deploy(exported: dict, quantized: dict) -> list[str]:
+    lines = ["## 2. Deploy path of the distilled student", "",
+             f"Reparameterized ({exported['params']:,} -> {exported['params_reparameterized']:,} params, "
+             f"BN folded) and exported to ONNX ({exported['size_mb']} MB); onnxruntime vs PyTorch max abs "
+             "logit diff: " + ", ".join(f"{k} {v:.1e}" for k, v in exported["max_abs_diff"].items()) + ".",
+             "", "| INT8 | precision that ran | size | top-1 agreement with fp32 | mean logit drift | "
+             "speed vs ORT fp32 bs1 | bs16 |", "|---|---|--:|--:|--:|--:|--:|"]
+    for rt, q in quantized.items():
+        lines.append(f"| {rt} | {q['precision']} | 1/{q['size_ratio']:.2f} | {q['top1_agreement']:.2f}% | "
+                     f"{q['logit_drift']:.4f} | {q['speedup'].get('1', float('nan')):.2f}x | "
+                     f"{q['speedup'].get('16', float('nan')):.2f}x |")
+    return lines
+
+
+def demo_report(plan, results: dict, seconds: dict, machine: str) -> str:
+    """The demo run's report.md: ``plan`` is the pipeline's DemoPlan, ``results`` each step's
+    result by step name, ``seconds`` each step's wall time."""
+    lines = ["# edgevision demo run", "", f"Machine: {machine}", ""]
+    lines += _demo_training(plan, results["evaluate"])
+    lines += _demo_deploy(results["export"], results["quantize"])
+    lines += ["", f"## 3. Latency of the student on this machine (batch 1, {plan.resolution}px)", "",
+              "| backend | precision | median ms | p10–p90 ms | images/s |", "|---|---|--:|--:|--:|"]
+    for r in results["bench"]["student"]:
+        lines.append(f"| {r['backend']} | {r['precision']} | {r['median_ms']:.3f} | "
+                     f"{r['p10_ms']:.3f}–{r['p90_ms']:.3f} | {r['images_per_s']:.0f} |")
+    lines += ["", "## 4. Choosing a model", "", "![Pareto](pareto.png)", "",
+              "## Step times (s)", "", " | ".join(f"{k} {v:.0f}" for k, v in seconds.items()), ""]
+    return "\n".join(lines) + "\n"

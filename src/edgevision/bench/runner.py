@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..factory import count_params, create_model
+from ..files import atomic_write
 from ..registry import get_entry
-from ..weights.io import atomic_write
+from ..text import table
 from .backends import check_backend, current_rss_mb, make_runner
 from .latency import cpu_description, cpu_flags, measure_latency
 
@@ -42,6 +43,13 @@ class BenchResult:
     top1: float | None
     machine: str
     cached: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BenchResult":
+        return cls(**{**d, "resolution": tuple(d["resolution"])})
 
 
 def library_versions() -> dict:
@@ -131,7 +139,7 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
         key = f"{fp}|{entry.name}|{backend}|{batch}|{res}|{w}"
         bar.set_postfix_str(f"{entry.name} {backend}")
         if use_cache and key in cache:
-            r = BenchResult(**{**cache[key], "resolution": tuple(cache[key]["resolution"]), "cached": True})
+            r = BenchResult.from_json({**cache[key], "cached": True})
             results.append(r)
             continue
         with _PeakSampler() as mem:
@@ -151,24 +159,23 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
                         ref.top1 if ref else None, machine)
         results.append(r)
         if use_cache:
-            cache[key] = asdict(r)
+            cache[key] = r.to_json()
             _store(cache)
     return results
 
 
 def format_results(results: list[BenchResult]) -> str:
-    from ..cli import _table
     rows = [[r.model, r.backend, r.settings, r.precision, f"{r.batch}", f"{r.resolution[0]}", f"{r.median_ms:.2f}",
              f"{r.p10_ms:.2f}-{r.p90_ms:.2f}", f"{r.images_per_s:.1f}", f"{r.peak_mem_mb:.0f}",
              "cache" if r.cached else f"{r.runs}"] for r in results]
     head = ["model", "backend", "settings", "precision", "bs", "res", "median ms", "p10-p90", "img/s",
             "mem MB", "runs"]
-    return _table(rows, head, right={4, 5, 6, 7, 8, 9, 10})
+    return table(rows, head, right={4, 5, 6, 7, 8, 9, 10})
 
 
 def save_json(results: list[BenchResult], path: str | os.PathLike) -> None:
     payload = {"machine": cpu_description(), "versions": library_versions(),
-               "results": [asdict(r) for r in results]}
+               "results": [r.to_json() for r in results]}
     with atomic_write(path, ".json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1))
 
@@ -177,6 +184,6 @@ def load_json(path: str | os.PathLike) -> list[BenchResult]:
     from ..errors import EdgeVisionError
     try:
         payload = json.loads(Path(path).read_text())
-        return [BenchResult(**{**r, "resolution": tuple(r["resolution"])}) for r in payload["results"]]
+        return [BenchResult.from_json(r) for r in payload["results"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise EdgeVisionError(f"{path} is not a results file written by `edgevision bench --json` ({e})") from None

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..deploy.export import ExportError
-from ..weights.io import atomic_write
+from ..files import atomic_write
 
 
 def export_detector(model, path: str | Path, image_size: int, atol: float = 1e-3, seed: int = 0) -> dict:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..options import option
 from ..train.checkpoint import save_checkpoint
 from ..train.loop import TrainingDiverged, build_optimizer, cosine_lambda
 from .data import DENSE_CLASSES, EmbeddedDense, check_target, collate
@@ -22,21 +23,27 @@ from .models import build_detector, build_segmenter
 
 @dataclass(frozen=True)
 class DenseConfig:
-    task: str  # "detection" or "segmentation"
-    model: str  # backbone: any registered model
-    out: str
-    detector: str = "retinanet"  # retinanet | fasterrcnn | ssdlite (detection only)
-    epochs: int = 6
-    batch_size: int = 8
-    lr: float = 1e-3
+    """Options of dense training. The command line reaches them through ``edgevision train --task
+    detection|segmentation``, whose shared options (and their defaults) are TrainConfig's; the
+    fields without a "help" line are not on the command line."""
+
+    task: str = option(help="detection or segmentation", choices=("detection", "segmentation"))
+    model: str = option(help="backbone: any registered model")
+    out: str = option(help="run directory (checkpoints, metrics.jsonl)")
+    detector: str = option("retinanet", "detection head (with --task detection)",
+                           choices=("retinanet", "fasterrcnn", "ssdlite"))
+    epochs: int = option(6, "training epochs")
+    batch_size: int = option(8, "images per step")
+    lr: float = option(1e-3, "peak learning rate (after warm-up)")
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
-    resolution: int = 128
-    train_size: int = 800
-    val_size: int = 160
-    workers: int = 2
-    seed: int = 0
-    backbone_weights: str | None = None  # e.g. a classifier trained with `edgevision train`
+    resolution: int = option(128, "image size")
+    train_size: int = option(800, "embedded: images per epoch")
+    val_size: int = option(160, "embedded: validation images")
+    workers: int = option(2, "data-loader worker processes")
+    seed: int = option(0, "seed of weights, data order and augmentation")
+    backbone_weights: str | None = option(None, "backbone weights, e.g. a classifier trained with "
+                                          "`edgevision train`", flag="--weights")
 
 
 def _targets(ts, h, w):

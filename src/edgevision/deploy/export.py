@@ -1,15 +1,15 @@
-"""Export to ONNX / OpenVINO, then prove the artifact computes what PyTorch does.
+"""Export a model for a deployment target, then prove the artifact computes what PyTorch does.
 
-Steps: reparameterize (verified) -> export to a temporary file -> onnx.checker -> run it in its
-runtime on a random and a natural-looking image -> compare logits with the original PyTorch
-model (max abs diff <= atol x max(1, max |logit|)) -> atomically move into place. A failed check
-leaves no file.
+Steps: reparameterize (verified) -> export to a temporary ONNX file with edgevision's metadata
+-> onnx.checker -> the target's fp32 artifact (the ONNX file itself, or an OpenVINO IR converted
+from it; targets/__init__.py) -> run it in its runtime on a random and a natural-looking image ->
+compare logits with the original PyTorch model (max abs diff <= atol x max(1, max |logit|)) ->
+atomically move into place. A failed check leaves no file.
 """
 from __future__ import annotations
 
 import copy
 import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, EdgeVisionError
+from ..files import atomic_write
 from ..images import preprocess, synthetic_image
-from ..weights.io import atomic_write
 from .reparam import reparameterize
-from .runtimes import open_session, openvino_model
+from .targets import TARGETS, target_for_format
 
-FORMATS = ("onnx", "openvino")
+FORMATS = tuple(t.FORMAT for t in TARGETS.values())
 
 
 class ExportError(EdgeVisionError):
@@ -42,12 +42,26 @@ class ExportReport:
     opset: int
     max_abs_diff: dict = field(default_factory=dict)  # input kind -> max |runtime - torch|
     size_bytes: int = 0
+    notes: list = field(default_factory=list)  # what else the target checked or could not check
 
     def summary(self) -> str:
         diffs = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs_diff.items())
-        return (f"{self.path} ({self.format}, {self.size_bytes / 1e6:.1f} MB, opset {self.opset}, "
+        opset = f", opset {self.opset}" if self.format == "onnx" or self.runtime == "openvino" else ""
+        return (f"{self.path} ({self.format}, {self.size_bytes / 1e6:.1f} MB{opset}, "
                 f"{self.resolution[0]}x{self.resolution[1]}): {self.runtime} {self.precision} vs "
-                f"PyTorch max abs diff: {diffs}")
+                f"PyTorch max abs diff: {diffs}" + "".join(f"\n  {n}" for n in self.notes))
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "format": self.format, "runtime": self.runtime,
+                "precision": self.precision, "resolution": list(self.resolution), "opset": self.opset,
+                "max_abs_diff": dict(self.max_abs_diff), "size_bytes": self.size_bytes,
+                "notes": list(self.notes)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ExportReport":
+        return cls(Path(d["path"]), d["format"], d["runtime"], d["precision"], tuple(d["resolution"]),
+                   d["opset"], dict(d.get("max_abs_diff", {})), d.get("size_bytes", 0),
+                   list(d.get("notes", [])))
 
 
 def check_inputs(model: nn.Module, resolution: tuple[int, int], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -76,13 +90,26 @@ def _torch_onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int
             torch.onnx.export(model, (x,), str(path), dynamo=False, dynamic_axes=dyn, **kwargs)
 
 
+def _onnx_file(model: nn.Module, deploy: nn.Module, example: torch.Tensor, path: Path, opset: int,
+               resolution, dynamic_batch: bool, exporter: str) -> Path:
+    """``deploy`` exported to ONNX at ``path``, with ``model``'s metadata, checked by onnx."""
+    try:
+        _torch_onnx_export(deploy, example, path, opset, dynamic_batch, exporter)
+    except Exception as e:
+        raise ExportError(f"ONNX export of {getattr(model, 'model_name', '?')} failed: "
+                          f"{str(e).splitlines()[0][:300]}") from e
+    import onnx
+    _add_metadata(path, model, resolution, dynamic_batch)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
 def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
            resolution: tuple[int, int] | None = None, dynamic_batch: bool = False, opset: int = 18,
            exporter: str = "torchscript", atol: float = 1e-4, reparam: bool = True,
            verify: bool = True) -> ExportReport:
     """Export ``model`` (eval mode) and verify the artifact; see module docstring."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unsupported format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    target = target_for_format(fmt)
     if exporter not in ("torchscript", "dynamo"):
         raise ConfigError(f"unknown exporter {exporter!r}; use torchscript or dynamo")
     model = model.eval()
@@ -98,78 +125,100 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     out = Path(out)
     inputs = check_inputs(model, resolution)
     with tempfile.TemporaryDirectory(prefix="edgevision-export-") as tmpdir:
-        onnx_path = Path(tmpdir) / "model.onnx"
         example = inputs["random"].repeat(2, 1, 1, 1) if dynamic_batch else inputs["random"]
-        try:
-            _torch_onnx_export(deploy, example, onnx_path, opset, dynamic_batch, exporter)
-        except Exception as e:
-            raise ExportError(f"ONNX export of {getattr(model, 'model_name', '?')} failed: "
-                              f"{str(e).splitlines()[0][:300]}") from e
-        import onnx
-        _add_metadata(onnx_path, model, resolution, dynamic_batch)
-        onnx.checker.check_model(str(onnx_path), full_check=True)
-        if fmt == "openvino":
-            import openvino as ov
-            art = Path(tmpdir) / "model.xml"
-            ov.save_model(openvino_model(onnx_path), str(art), compress_to_fp16=False)
-            runtime = "openvino"
-        else:
-            art, runtime = onnx_path, "onnxruntime"
-        report = ExportReport(out, fmt, runtime, "fp32", resolution, opset)
-        if verify:
-            sess = open_session(art, runtime, precision="fp32")
-            report.precision = sess.precision
-            with torch.no_grad():
-                for kind, x in inputs.items():
-                    ref = model(x).numpy()
-                    try:
-                        got = sess(x.numpy())
-                    except Exception as e:  # a graph that exported but cannot run
-                        raise ExportError(
-                            f"the exported graph fails in {runtime} on the {kind} input "
-                            f"({str(e).splitlines()[0][:200]}); nothing was written. With "
-                            f"--dynamic-batch, try --exporter dynamo") from None
-                    diff = float(np.abs(ref - got).max())
-                    report.max_abs_diff[kind] = diff
-                    # atol applies to logits of magnitude <= 1; larger logits (random weights with
-                    # exploding activations) scale it, i.e. it becomes a relative tolerance
-                    tol = atol * max(1.0, float(np.abs(ref).max()))
-                    if not diff <= tol:
-                        raise ExportError(f"{runtime} output differs from PyTorch on the {kind} input: "
-                                          f"max abs diff {diff:.3g} > {tol:.3g}; nothing was written")
-        report.size_bytes = _install(art, out, fmt)
+        onnx_path = None
+        if target.SOURCE == "onnx":
+            onnx_path = _onnx_file(model, deploy, example, Path(tmpdir) / "model.onnx", opset, resolution,
+                                   dynamic_batch, exporter)
+        art = target.build(deploy, example, onnx_path, Path(tmpdir))
+        report = ExportReport(out, fmt, target.NAME, "fp32", resolution, opset)
+        if verify and hasattr(target, "verify"):  # a runtime that cannot run here checks otherwise
+            target.verify(report, model, art, inputs, atol)
+        elif verify:
+            _verify(report, model, target.session(art, precision="fp32"), inputs, atol)
+        if hasattr(target, "notes"):
+            report.notes += target.notes(art)
+        report.size_bytes = target.install(art, out)
+        if target.SOURCE != "onnx":  # the ONNX file carries its metadata; other formats beside them
+            write_metadata(out, artifact_metadata(model, resolution, dynamic_batch))
     return report
 
 
-def _add_metadata(path: Path, model: nn.Module, resolution, dynamic_batch: bool) -> None:
-    """Record the model name, preprocessing and resolution in the ONNX file, so later steps
+def _verify(report: ExportReport, model: nn.Module, sess, inputs: dict, atol: float) -> None:
+    """Run ``sess`` on each input and compare with ``model``; fills ``report`` or raises."""
+    report.precision = sess.precision
+    with torch.no_grad():
+        for kind, x in inputs.items():
+            ref = model(x).numpy()
+            try:
+                got = sess(x.numpy())
+            except Exception as e:  # a graph that exported but cannot run
+                raise ExportError(
+                    f"the exported graph fails in {report.runtime} on the {kind} input "
+                    f"({str(e).splitlines()[0][:200]}); nothing was written. With "
+                    f"--dynamic-batch, try --exporter dynamo") from None
+            diff = float(np.abs(ref - got).max())
+            report.max_abs_diff[kind] = diff
+            # atol applies to logits of magnitude <= 1; larger logits (random weights with
+            # exploding activations) scale it, i.e. it becomes a relative tolerance
+            tol = atol * max(1.0, float(np.abs(ref).max()))
+            if not diff <= tol:
+                raise ExportError(f"{report.runtime} output differs from PyTorch on the {kind} input: "
+                                  f"max abs diff {diff:.3g} > {tol:.3g}; nothing was written")
+
+
+def artifact_metadata(model: nn.Module, resolution, dynamic_batch: bool) -> dict[str, str]:
+    """The model name, preprocessing and resolution an artifact is stored with, so later steps
     (quantize, bench, predict) prepare inputs the way the model expects."""
     import dataclasses
     import json
-
-    import onnx
-    m = onnx.load(str(path))
-    meta = {"edgevision_model": getattr(model, "model_name", ""),
+    return {"edgevision_model": getattr(model, "model_name", ""),
             "input_config": json.dumps(dataclasses.asdict(model.input_config)),
             "resolution": json.dumps(list(resolution)), "dynamic_batch": str(bool(dynamic_batch)),
             "num_classes": str(getattr(model, "num_classes", ""))}
-    for k, v in meta.items():
+
+
+def _add_metadata(path: Path, model: nn.Module, resolution, dynamic_batch: bool) -> None:
+    """Record ``artifact_metadata`` in the ONNX file's metadata properties."""
+    import onnx
+    m = onnx.load(str(path))
+    for k, v in artifact_metadata(model, resolution, dynamic_batch).items():
         entry = m.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(m, str(path))
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The edgevision metadata of an exported ONNX file ({} if it has none)."""
-    import json
+def metadata_path(artifact: str | os.PathLike) -> Path:
+    """Where a non-ONNX artifact's metadata lives: ``model.pte`` -> ``model.pte.json``."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")
 
+
+def write_metadata(artifact: str | os.PathLike, meta: dict[str, str]) -> None:
+    import json
+    with atomic_write(metadata_path(artifact), ".json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+
+
+def _read_props(path: Path) -> dict[str, str]:
+    import json
+    if path.suffix != ".onnx":
+        side = metadata_path(path)
+        return json.loads(side.read_text()) if side.is_file() else {}
     import onnx
-    from ..registry import InputConfig
     try:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise ExportError(f"{path} is not a readable ONNX model ({str(e).splitlines()[0][:160]})") from None
-    props = {p.key: p.value for p in m.metadata_props}
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The edgevision metadata of an exported artifact ({} if it has none): the ONNX file's
+    metadata properties, or the ``.json`` beside another format."""
+    import json
+    from ..registry import InputConfig
+    props = _read_props(Path(path))
     if "input_config" not in props:
         return {}
     cfg = json.loads(props["input_config"])
@@ -178,18 +227,3 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return {"model": props.get("edgevision_model", ""), "input_config": InputConfig(**cfg),
             "resolution": tuple(json.loads(props["resolution"])),
             "dynamic_batch": props.get("dynamic_batch") == "True"}
-
-
-def _install(art: Path, out: Path, fmt: str) -> int:
-    """Atomically move the artifact (and OpenVINO's .bin beside its .xml) to ``out``."""
-    if fmt == "openvino":
-        out = out.with_suffix(".xml")
-        with atomic_write(out.with_suffix(".bin")) as tmp_bin:
-            shutil.copyfile(art.with_suffix(".bin"), tmp_bin)
-        xml = art.read_text().replace("model.bin", out.with_suffix(".bin").name)
-        with atomic_write(out) as tmp:
-            tmp.write_text(xml)
-        return out.stat().st_size + out.with_suffix(".bin").stat().st_size
-    with atomic_write(out) as tmp:
-        shutil.copyfile(art, tmp)
-    return out.stat().st_size

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputShapeError
-from ..registry import InputConfig
+from .variant import InputConfig
 
 
 @dataclass(frozen=True)

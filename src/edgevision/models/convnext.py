@@ -15,8 +15,8 @@ from torch import nn
 
 from ..blocks.convnext import ConvNeXtStage
 from ..layers import LayerNorm2d
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo, linear_head
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ _SIZES = {  # name: (depths, dims)
     "base": ((3, 3, 27, 3), (128, 256, 512, 1024)), "large": ((3, 3, 27, 3), (192, 384, 768, 1536)),
 }
 _CFG = InputConfig(input_size=(3, 224, 224), crop_pct=0.95, interpolation="bicubic")
+VARIANTS: list[Variant] = []
 for _n, (_d, _w) in _SIZES.items():
     _v1 = replace(CONVNEXT_TINY, depths=_d, dims=_w)
-    register(f"convnext_{_n}", "convnext", _v1, ConvNeXt, _CFG, channels_last=True)
+    VARIANTS.append(variant(f"convnext_{_n}", "convnext", _v1, ConvNeXt, _CFG, channels_last=True))
     if _n != "small":  # ConvNeXt V2 has no "small"
-        register(f"convnextv2_{_n}", "convnextv2", replace(_v1, ls_init_value=None, use_grn=True), ConvNeXt,
-                 _CFG, channels_last=True)
+        VARIANTS.append(variant(f"convnextv2_{_n}", "convnextv2", replace(_v1, ls_init_value=None, use_grn=True), ConvNeXt,
+                 _CFG, channels_last=True))

@@ -23,8 +23,8 @@ from ..blocks.mbconv import InvertedResidual
 from ..blocks.mswa import MSWABlock
 from ..layers import ConvNormAct, make_divisible
 from ..layers.drop import path_rates
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo, init_conv_weights, linear_head
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ EDGEVISION_MSWA_S = MSWASpec(stages=(
     MSWAStage(288, conv_blocks=1, expand=4.0, attn_blocks=2, heads=9),
 ))
 
-register("edgevision_mswa_s", "edgevision_mswa", EDGEVISION_MSWA_S, EdgeVisionMSWA,
+VARIANTS: list[Variant] = []
+VARIANTS.append(variant("edgevision_mswa_s", "edgevision_mswa", EDGEVISION_MSWA_S, EdgeVisionMSWA,
          InputConfig(input_size=(3, 224, 224), interpolation="bicubic", crop_pct=0.875),
          description="edgevision's own hybrid (multi-scale window attention); not a published model",
-         channels_last=True)
+         channels_last=True))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..registry import IMAGENET_INCEPTION, InputConfig, register
 from .mbnet import MBNet, MBNetSpec, Row
+from .variant import IMAGENET_INCEPTION, InputConfig, Variant, variant
 
 EFFICIENTNET_B0 = MBNetSpec(
     stages=(
@@ -86,24 +86,25 @@ _B_SCALING = {
     "b4": (1.4, 1.8, 380, 0.922, 0.4), "b5": (1.6, 2.2, 456, 0.934, 0.4),
     "b6": (1.8, 2.6, 528, 0.942, 0.5), "b7": (2.0, 3.1, 600, 0.949, 0.5),
 }
+VARIANTS: list[Variant] = []
 for _v, (_w, _d, _r, _c, _drop) in _B_SCALING.items():
-    register(f"efficientnet_{_v}", "efficientnet", EFFICIENTNET_B0.scaled(_w, _d), MBNet,
-             InputConfig(input_size=(3, _r, _r), crop_pct=_c), drop_rate=_drop, channels_last=True)
+    VARIANTS.append(variant(f"efficientnet_{_v}", "efficientnet", EFFICIENTNET_B0.scaled(_w, _d), MBNet,
+             InputConfig(input_size=(3, _r, _r), crop_pct=_c), drop_rate=_drop, channels_last=True))
 
 _LITE_SCALING = {"lite0": (1.0, 1.0, 224, 0.2), "lite1": (1.0, 1.1, 240, 0.2),
                  "lite2": (1.1, 1.2, 260, 0.3), "lite3": (1.2, 1.4, 280, 0.3),
                  "lite4": (1.4, 1.8, 300, 0.3)}
 for _v, (_w, _d, _r, _drop) in _LITE_SCALING.items():
-    register(f"tf_efficientnet_{_v}", "efficientnet_lite", EFFICIENTNET_LITE0.scaled(_w, _d), MBNet,
+    VARIANTS.append(variant(f"tf_efficientnet_{_v}", "efficientnet_lite", EFFICIENTNET_LITE0.scaled(_w, _d), MBNet,
              InputConfig(input_size=(3, _r, _r), crop_pct=0.882, interpolation="bicubic",
-                         **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True)
+                         **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True))
 
 _V2_B = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
          "b3": (1.2, 1.4, 300, 0.3)}
 for _v, (_w, _d, _r, _drop) in _V2_B.items():
-    register(f"tf_efficientnetv2_{_v}", "efficientnetv2", EFFICIENTNETV2_BASE.scaled(_w, _d), MBNet,
-             InputConfig(input_size=(3, _r, _r), crop_pct=0.875, **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True)
+    VARIANTS.append(variant(f"tf_efficientnetv2_{_v}", "efficientnetv2", EFFICIENTNETV2_BASE.scaled(_w, _d), MBNet,
+             InputConfig(input_size=(3, _r, _r), crop_pct=0.875, **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True))
 for _v, _spec, _r, _drop in (("s", EFFICIENTNETV2_S, 384, 0.2), ("m", EFFICIENTNETV2_M, 480, 0.3),
                              ("l", EFFICIENTNETV2_L, 480, 0.4)):
-    register(f"tf_efficientnetv2_{_v}", "efficientnetv2", _spec, MBNet,
-             InputConfig(input_size=(3, _r, _r), crop_pct=1.0, **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True)
+    VARIANTS.append(variant(f"tf_efficientnetv2_{_v}", "efficientnetv2", _spec, MBNet,
+             InputConfig(input_size=(3, _r, _r), crop_pct=1.0, **IMAGENET_INCEPTION), drop_rate=_drop, channels_last=True))

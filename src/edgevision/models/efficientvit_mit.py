@@ -26,8 +26,8 @@ from torch import nn
 from ..layers import ConvNormAct, Residual
 from ..layers.attention_lite import LiteMLA
 from ..layers.drop import path_rates
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo, linear_head
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -134,5 +134,6 @@ _VARIANTS = {
     "efficientvit_b2": EfficientViTBSpec((24, 48, 96, 192, 384), (1, 3, 4, 4, 6), 32, (2304, 2560)),
     "efficientvit_b3": EfficientViTBSpec((32, 64, 128, 256, 512), (1, 4, 6, 6, 9), 32, (2304, 2560)),
 }
+VARIANTS: list[Variant] = []
 for _name, _spec in _VARIANTS.items():
-    register(_name, "efficientvit_mit", _spec, EfficientViTB, _input_config(), channels_last=True)
+    VARIANTS.append(variant(_name, "efficientvit_mit", _spec, EfficientViTB, _input_config(), channels_last=True))

@@ -28,8 +28,8 @@ from torch import nn
 from ..layers import ConvMlp, ConvNormAct, NormLinear, Residual, SqueezeExcite, make_divisible
 from ..layers.attention_cga import LocalWindowAttention
 from ..layers.drop import path_rates
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -154,5 +154,6 @@ _VARIANTS = {
     "efficientvit_m4": EfficientViTMSpec((128, 256, 384), (1, 2, 3), (4, 4, 4), (7, 5, 3, 3)),
     "efficientvit_m5": EfficientViTMSpec((192, 288, 384), (1, 3, 4), (3, 3, 4), (7, 5, 3, 3)),
 }
+VARIANTS: list[Variant] = []
 for _name, _spec in _VARIANTS.items():
-    register(_name, "efficientvit_msra", _spec, EfficientViTM, _input_config(), channels_last=True)
+    VARIANTS.append(variant(_name, "efficientvit_msra", _spec, EfficientViTM, _input_config(), channels_last=True))

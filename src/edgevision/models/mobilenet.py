@@ -6,8 +6,8 @@ the paper's SE widths differ; see docs).
 """
 from __future__ import annotations
 
-from ..registry import InputConfig, register
 from .mbnet import MBNet, MBNetSpec, Row
+from .variant import InputConfig, Variant, variant
 
 MOBILENET_V1 = MBNetSpec(
     stages=(
@@ -63,10 +63,11 @@ MOBILENET_V3_SMALL = MBNetSpec(
 
 _RES224 = InputConfig(input_size=(3, 224, 224), interpolation="bilinear")
 
+VARIANTS: list[Variant] = []
 for _w, _tag in ((1.0, "100"), (1.25, "125")):
-    register(f"mobilenetv1_{_tag}", "mobilenetv1", MOBILENET_V1.scaled(width=_w), MBNet, _RES224, channels_last=True)
+    VARIANTS.append(variant(f"mobilenetv1_{_tag}", "mobilenetv1", MOBILENET_V1.scaled(width=_w), MBNet, _RES224, channels_last=True))
 for _w, _tag in ((0.35, "035"), (0.5, "050"), (0.75, "075"), (1.0, "100"), (1.4, "140")):
-    register(f"mobilenetv2_{_tag}", "mobilenetv2", MOBILENET_V2.scaled(width=_w), MBNet, _RES224, channels_last=True)
+    VARIANTS.append(variant(f"mobilenetv2_{_tag}", "mobilenetv2", MOBILENET_V2.scaled(width=_w), MBNet, _RES224, channels_last=True))
 for _base, _kind in ((MOBILENET_V3_LARGE, "large"), (MOBILENET_V3_SMALL, "small")):
     for _w, _tag in ((0.75, "075"), (1.0, "100")):
-        register(f"mobilenetv3_{_kind}_{_tag}", "mobilenetv3", _base.scaled(width=_w), MBNet, _RES224, channels_last=True)
+        VARIANTS.append(variant(f"mobilenetv3_{_kind}_{_tag}", "mobilenetv3", _base.scaled(width=_w), MBNet, _RES224, channels_last=True))

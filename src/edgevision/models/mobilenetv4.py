@@ -6,8 +6,8 @@ paper says 9.2 M: the head conv is 1280 wide in the released checkpoints).
 """
 from __future__ import annotations
 
-from ..registry import InputConfig, register
 from .mbnet import MBNet, MBNetSpec, Row
+from .variant import InputConfig, Variant, variant
 
 
 def _xdw(c, a, k, e, s=1, r=1):  # ExtraDW: dw a x a, expand, dw k x k, project
@@ -106,14 +106,15 @@ MOBILENETV4_HYBRID_LARGE = MBNetSpec(
     act="gelu", **dict(_HYBRID, stem_chs=24),
 )
 
+VARIANTS: list[Variant] = []
 for _name, _spec, _res in (("medium", MOBILENETV4_HYBRID_MEDIUM, 256), ("large", MOBILENETV4_HYBRID_LARGE, 384)):
-    register(f"mobilenetv4_hybrid_{_name}", "mobilenetv4_hybrid", _spec, MBNet,
+    VARIANTS.append(variant(f"mobilenetv4_hybrid_{_name}", "mobilenetv4_hybrid", _spec, MBNet,
              InputConfig(input_size=(3, _res, _res), crop_pct=0.95, interpolation="bicubic"),
-             channels_last=True)
+             channels_last=True))
 
 for _name, _spec, _res, _crop in (("small", MOBILENETV4_CONV_SMALL, 224, 0.875),
                                   ("medium", MOBILENETV4_CONV_MEDIUM, 256, 0.95),
                                   ("large", MOBILENETV4_CONV_LARGE, 384, 0.95)):
-    register(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
+    VARIANTS.append(variant(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
              InputConfig(input_size=(3, _res, _res), crop_pct=_crop, interpolation="bicubic"),
-             channels_last=True)
+             channels_last=True))

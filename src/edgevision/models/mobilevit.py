@@ -29,8 +29,8 @@ from ..blocks.mobilevit import MobileViTBlock, MobileViTV2Block
 from ..errors import ConfigError
 from ..layers import ConvNormAct, make_divisible
 from ..layers.drop import path_rates
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo, init_conv_weights, linear_head
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,11 @@ def _input_config(crop_pct: float) -> InputConfig:
 
 _CHANNELS_LAST = True  # NHWC is faster on CPU for these networks (convs dominate)
 
+VARIANTS: list[Variant] = []
 for _name, _spec in (("mobilevit_xxs", MOBILEVIT_XXS), ("mobilevit_xs", MOBILEVIT_XS),
                      ("mobilevit_s", MOBILEVIT_S)):
-    register(_name, "mobilevit", _spec, MobileViT, _input_config(0.9), channels_last=_CHANNELS_LAST)
+    VARIANTS.append(variant(_name, "mobilevit", _spec, MobileViT, _input_config(0.9), channels_last=_CHANNELS_LAST))
 for _w, _tag in ((0.5, "050"), (0.75, "075"), (1.0, "100"), (1.25, "125"), (1.5, "150"),
                  (1.75, "175"), (2.0, "200")):
-    register(f"mobilevitv2_{_tag}", "mobilevitv2", MOBILEVIT_V2.scaled(width=_w), MobileViT,
-             _input_config(0.888), channels_last=_CHANNELS_LAST)
+    VARIANTS.append(variant(f"mobilevitv2_{_tag}", "mobilevitv2", MOBILEVIT_V2.scaled(width=_w), MobileViT,
+             _input_config(0.888), channels_last=_CHANNELS_LAST))

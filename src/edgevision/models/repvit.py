@@ -28,8 +28,8 @@ from torch import nn
 from ..blocks.repvit import DistilledHead, RepViTBlock, RepViTDownsample
 from ..layers import ConvMlp, ConvNormAct, NormLinear
 from ..layers.drop import path_rates
-from ..registry import InputConfig, register
 from .base import EdgeModel, FeatureInfo
+from .variant import InputConfig, Variant, variant
 
 
 @dataclass(frozen=True)
@@ -122,5 +122,6 @@ _VARIANTS = {
     "repvit_m1_5": RepViTSpec((64, 128, 256, 512), (4, 4, 24, 4)),
     "repvit_m2_3": RepViTSpec((80, 160, 320, 640), (6, 6, 34, 2)),
 }
+VARIANTS: list[Variant] = []
 for _name, _spec in _VARIANTS.items():
-    register(_name, "repvit", _spec, RepViT, _input_config(), channels_last=True)
+    VARIANTS.append(variant(_name, "repvit", _spec, RepViT, _input_config(), channels_last=True))

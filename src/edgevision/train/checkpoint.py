@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from ..weights.io import atomic_write
+from ..files import atomic_write
 
 
 def save_checkpoint(path: Path, **state) -> None:

@@ -1,4 +1,5 @@
-"""The trainer: one function, ``train(TrainConfig)``, plus ``evaluate``.
+"""The trainer: ``train(TrainConfig)`` = ``setup`` + per epoch ``train_one_epoch`` and
+``validate_and_save``; plus ``evaluate``.
 
 Cosine schedule with linear warm-up (per step), AdamW or SGD with weight decay only on weights
 (not norm, bias, GRN, layer-scale or attention-bias parameters), label smoothing, optional
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,8 +25,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, EdgeVisionError
 from ..factory import create_model
-from ..weights import load_weights
-from ..weights.io import atomic_write
+from ..weights import load_weights, save_weights
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -118,200 +120,263 @@ def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": json.dumps(np.random.get_state()[1].tolist())}
 
 
-def train(cfg: TrainConfig, log=print) -> dict:
-    info = D.setup()
-    out = Path(cfg.out)
-    main = info.is_main
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    probe = create_model(cfg.model, num_classes=1)
-    default_size = cfg.resolution or (96 if cfg.data == "embedded" else probe.input_config.resolution)
-    stages = _stages(cfg, default_size)
-    _, _, classes = build_datasets(cfg.data, probe.input_config, stages[0]["size"], 0, 1, 1, cfg.seed)
-    num_classes = cfg.num_classes or len(classes)
+def _silent(message: str) -> None:
+    pass
+
+
+class _Datasets:
+    """The train/val datasets of each (size, randaug) the schedule uses, each built once."""
+
+    def __init__(self, cfg: TrainConfig, input_config, log):
+        self.cfg, self.input_config, self.log = cfg, input_config, log
+        self._built: dict[tuple, tuple] = {}
+
+    def get(self, v: dict) -> tuple:
+        key = (v["size"], v["randaug"])
+        if key not in self._built:
+            c = self.cfg
+            tr, va, _ = build_datasets(c.data, self.input_config, v["size"], v["randaug"], c.train_size,
+                                       c.val_size, c.seed, c.crop_scale)
+            skipped = getattr(tr, "skipped", 0) + getattr(va, "skipped", 0)
+            if skipped and not self._built:
+                self.log(f"warning: skipped {skipped} unreadable image(s) in {c.data}")
+            self._built[key] = (tr, va)
+        return self._built[key]
+
+
+@dataclass
+class Run:
+    """What a training run carries from epoch to epoch. ``log`` is silent on ranks other than 0."""
+
+    cfg: TrainConfig
+    info: D.DistInfo
+    out: Path
+    log: Callable[[str], None]
+    stages: list[dict]  # per epoch: size, dropout, randaug, mixup, stage
+    classes: list[str]
+    num_classes: int
+    model: nn.Module
+    train_model: nn.Module  # the model, compiled and/or wrapped in DDP
+    teacher: nn.Module | None
+    data: _Datasets
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    ema: AveragedModel | None
+    meta: str  # JSON stored in every checkpoint
+    start_epoch: int = 0
+    best: float = -1.0  # best validation top-1 so far (model or EMA)
+
+
+def _student(cfg: TrainConfig, num_classes: int, log) -> nn.Module:
     model = create_model(cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path_rate,
                          drop_rate=cfg.drop_rate, channels_last=cfg.channels_last)
     if cfg.zero_init and not cfg.weights:
         zero_init(model)
     if cfg.weights:
         rep = load_weights(model, cfg.weights, strict=False)
-        if main:
-            log(f"loaded {rep.loaded} tensors from {cfg.weights} ({rep.source}); "
-                f"re-initialised: {', '.join(rep.skipped) or 'nothing'}")
-    teacher = None
-    if cfg.teacher:
-        teacher = create_model(cfg.teacher, num_classes=num_classes, channels_last=cfg.channels_last)
-        if not cfg.teacher_weights:
-            raise ConfigError("--teacher needs --teacher-weights (a random teacher teaches nothing)")
-        load_weights(teacher, cfg.teacher_weights)
-        teacher.eval().requires_grad_(False)
-        if cfg.distill not in ("soft", "hard"):
-            raise ConfigError(f"--distill must be soft or hard, not {cfg.distill!r}")
+        log(f"loaded {rep.loaded} tensors from {cfg.weights} ({rep.source}); "
+            f"re-initialised: {', '.join(rep.skipped) or 'nothing'}")
+    return model
+
+
+def _teacher(cfg: TrainConfig, num_classes: int) -> nn.Module | None:
+    if not cfg.teacher:
+        return None
+    teacher = create_model(cfg.teacher, num_classes=num_classes, channels_last=cfg.channels_last)
+    if not cfg.teacher_weights:
+        raise ConfigError("--teacher needs --teacher-weights (a random teacher teaches nothing)")
+    load_weights(teacher, cfg.teacher_weights)
+    teacher.eval().requires_grad_(False)
+    if cfg.distill not in ("soft", "hard"):
+        raise ConfigError(f"--distill must be soft or hard, not {cfg.distill!r}")
+    return teacher
+
+
+def setup(cfg: TrainConfig, log=print) -> Run:
+    """Model, teacher, data, optimizer, schedule and EMA of a run, resumed from OUT/last.pt with
+    ``cfg.resume``. The RNG is seeded once, before the first model is built."""
+    info = D.setup()
+    out, log = Path(cfg.out), log if info.is_main else _silent
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    probe = create_model(cfg.model, num_classes=1)
+    stages = _stages(cfg, cfg.resolution or (96 if cfg.data == "embedded" else probe.input_config.resolution))
+    _, _, classes = build_datasets(cfg.data, probe.input_config, stages[0]["size"], 0, 1, 1, cfg.seed)
+    num_classes = cfg.num_classes or len(classes)
+    model = _student(cfg, num_classes, log)
+    teacher = _teacher(cfg, num_classes)
     if hasattr(model, "set_distilled_training"):  # a distillation head learns from the teacher
         model.set_distilled_training(teacher is not None)
-    cfg_in = model.input_config
     train_model = torch.compile(model) if cfg.compile else model
     if info.enabled:
         train_model = nn.parallel.DistributedDataParallel(train_model)
     opt = build_optimizer(model, cfg)
-    datasets: dict[tuple, tuple] = {}
-
-    def data_for(v):
-        key = (v["size"], v["randaug"])
-        if key not in datasets:
-            tr, va, _ = build_datasets(cfg.data, cfg_in, v["size"], v["randaug"], cfg.train_size,
-                                       cfg.val_size, cfg.seed, cfg.crop_scale)
-            skipped = getattr(tr, "skipped", 0) + getattr(va, "skipped", 0)
-            if skipped and main and not datasets:
-                log(f"warning: skipped {skipped} unreadable image(s) in {cfg.data}")
-            datasets[key] = (tr, va)
-        return datasets[key]
-
-    steps_per_epoch = len(make_loader(data_for(stages[0])[0], cfg.batch_size, True, 0, cfg.seed, 0,
+    data = _Datasets(cfg, model.input_config, log)
+    steps_per_epoch = len(make_loader(data.get(stages[0])[0], cfg.batch_size, True, 0, cfg.seed, 0,
                                       info.enabled))
     if steps_per_epoch == 0:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the training set")
-    total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, cosine_lambda(total, int(cfg.warmup_epochs * steps_per_epoch), cfg.lr, cfg.min_lr))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(
+        steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch), cfg.lr, cfg.min_lr))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay > 0 else None
-    start_epoch, best = 0, -1.0
-    if cfg.resume:
-        ckpt = load_checkpoint(out / "last.pt", expect_model=cfg.model)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if ema is not None and "ema" in ckpt:
-            ema.load_state_dict(ckpt["ema"])
-        start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"])
-        if main:
-            log(f"resumed {cfg.model} from {out / 'last.pt'} at epoch {start_epoch}")
-    if main and cfg.progressive is not None:
-        log("progressive learning schedule:")
-        for s in sorted({v["stage"] for v in stages}):
-            eps = [e + 1 for e, v in enumerate(stages) if v["stage"] == s]
-            v = stages[eps[0] - 1]
-            log(f"  stage {s}: epochs {eps[0]}-{eps[-1]}  size {v['size']}  dropout {v['dropout']}  "
-                f"randaug {v['randaug']}  mixup {v['mixup']}")
-    metrics_path = out / "metrics.jsonl"
     meta = json.dumps({"model": cfg.model, "num_classes": num_classes, "classes": classes,
                        "config": cfg.to_dict()}, default=str)
-    ls = cfg.label_smoothing
-    ran = 0
+    run = Run(cfg, info, out, log, stages, classes, num_classes, model, train_model, teacher, data,
+              opt, sched, ema, meta)
+    if cfg.resume:
+        _resume(run)
+    if cfg.progressive is not None:
+        _log_schedule(stages, log)
+    return run
+
+
+def _resume(run: Run) -> None:
+    ckpt = load_checkpoint(run.out / "last.pt", expect_model=run.cfg.model)
+    run.model.load_state_dict(ckpt["model"])
+    run.opt.load_state_dict(ckpt["optimizer"])
+    run.sched.load_state_dict(ckpt["scheduler"])
+    if run.ema is not None and "ema" in ckpt:
+        run.ema.load_state_dict(ckpt["ema"])
+    run.start_epoch, run.best = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"])
+    run.log(f"resumed {run.cfg.model} from {run.out / 'last.pt'} at epoch {run.start_epoch}")
+
+
+def _log_schedule(stages: list[dict], log) -> None:
+    log("progressive learning schedule:")
+    for s in sorted({v["stage"] for v in stages}):
+        eps = [e + 1 for e, v in enumerate(stages) if v["stage"] == s]
+        v = stages[eps[0] - 1]
+        log(f"  stage {s}: epochs {eps[0]}-{eps[-1]}  size {v['size']}  dropout {v['dropout']}  "
+            f"randaug {v['randaug']}  mixup {v['mixup']}")
+
+
+def _mixer(mixup: float | None, cutmix: float, num_classes: int):
+    """Mixup and/or cutmix (one of them per batch), or None."""
+    if not ((mixup or 0) > 0 or cutmix > 0):
+        return None
+    from torchvision.transforms import v2 as T
+    parts = ([T.MixUp(alpha=mixup, num_classes=num_classes)] if mixup else []) + \
+        ([T.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix else [])
+    return T.RandomChoice(parts)
+
+
+def _loss(run: Run, x: torch.Tensor, y: torch.Tensor, mix) -> torch.Tensor:
+    """Loss of one batch: smoothed (and mixed) targets, distillation from the teacher if any."""
+    cfg, nc, ls = run.cfg, run.num_classes, run.cfg.label_smoothing
+    target = F.one_hot(y, nc).float()
+    if mix is not None:
+        x, target = mix(x, y)
+    target = target * (1 - ls) + ls / nc
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        outputs = run.train_model(x)
+        t_logits = None
+        if run.teacher is not None:
+            with torch.no_grad():
+                t_logits = run.teacher(x).float()
+        if isinstance(outputs, (tuple, list)):
+            outputs = tuple(o.float() for o in outputs)
+        else:
+            outputs = outputs.float()
+        return distillation_loss(outputs, target, t_logits, cfg.distill, cfg.alpha, cfg.temperature)
+
+
+def train_one_epoch(run: Run, epoch: int) -> tuple[dict, float]:
+    """One pass over the training data (the augmentation RNG a function of the epoch only): the
+    epoch's metrics row and its mean training loss over all ranks."""
+    cfg, v = run.cfg, run.stages[epoch]
+    if v["dropout"] is not None and hasattr(run.model, "drop_rate"):
+        run.model.drop_rate = v["dropout"]
+    torch.manual_seed(cfg.seed * 7919 + epoch)
+    np.random.seed(cfg.seed * 7919 + epoch)
+    train_ds, _ = run.data.get(v)
+    if hasattr(train_ds, "set_epoch"):
+        train_ds.set_epoch(epoch)
+    loader = make_loader(train_ds, cfg.batch_size, True, cfg.workers, cfg.seed, epoch, run.info.enabled)
+    mix = _mixer(v["mixup"], cfg.cutmix, run.num_classes)
+    run.train_model.train()
+    t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not run.info.is_main,
+               leave=False, dynamic_ncols=True, mininterval=1.0)
+    for step, (x, y) in enumerate(bar):
+        loss = _loss(run, x, y, mix)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. The last "
+                f"good checkpoint is kept in {run.out / 'last.pt'}; lower --lr or set --grad-clip")
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        run.opt.step()
+        run.sched.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        loss_sum += loss.item() * len(y)
+        n_seen += len(y)
+        bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", lr=f"{run.sched.get_last_lr()[0]:.2e}")
+    train_loss = D.all_reduce_mean(loss_sum / max(n_seen, 1), run.info)
+    elapsed = time.perf_counter() - t0
+    row = {"kind": "epoch", "epoch": epoch, "stage": v["stage"], "size": v["size"],
+           "train_loss": round(train_loss, 6), "lr": run.sched.get_last_lr()[0],
+           "images_per_s": round(n_seen * run.info.world_size / elapsed, 1)}
+    return row, train_loss
+
+
+def validate_and_save(run: Run, epoch: int, row: dict, train_loss: float) -> dict:
+    """Rank 0 after an epoch: evaluate the model (and its EMA), append ``row`` to metrics.jsonl,
+    write last.pt and, on a new best, best.pt and best.safetensors; plot and log."""
+    cfg, out, v = run.cfg, run.out, run.stages[epoch]
+    val_loader = make_loader(run.data.get(v)[1], cfg.batch_size * 2, False, cfg.workers, cfg.seed, 0)
+    ev = evaluate(run.model, val_loader, run.num_classes)
+    row = dict(row, val_loss=round(ev["loss"], 6), val_top1=round(ev["top1"], 3),
+               val_top5=round(ev["top5"], 3))
+    score = ev["top1"]
+    if run.ema is not None:
+        ev_ema = evaluate(run.ema.module, val_loader, run.num_classes)
+        row["val_top1_ema"] = round(ev_ema["top1"], 3)
+        score = max(score, ev_ema["top1"])
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    state = dict(model=run.model.state_dict(), optimizer=run.opt.state_dict(),
+                 scheduler=run.sched.state_dict(), epoch=epoch, best_top1=max(run.best, score),
+                 meta=run.meta, rng=_rng_state())
+    if run.ema is not None:
+        state["ema"] = run.ema.state_dict()
+    save_checkpoint(out / "last.pt", **state)
+    if score > run.best:
+        run.best = score
+        use_ema = run.ema is not None and row.get("val_top1_ema", -1) >= row["val_top1"]
+        best_sd = run.ema.module.state_dict() if use_ema else run.model.state_dict()
+        save_checkpoint(out / "best.pt", model=best_sd, epoch=epoch, best_top1=run.best, meta=run.meta)
+        save_weights(run.model, out / "best.safetensors", state_dict=best_sd, resolution=v["size"],
+                     extra_meta={"classes": json.dumps(list(run.classes))} if run.classes else None)
+    plot_curves(out / "metrics.jsonl", out / "curves.png")
+    run.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}  val loss {ev['loss']:.4f}  "
+            f"val top-1 {ev['top1']:.2f}%"
+            + (f" (EMA {row['val_top1_ema']:.2f}%)" if run.ema is not None else "")
+            + f"  {row['images_per_s']:.0f} img/s")
+    return dict(row, best_top1=run.best)
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Train ``cfg.model``; rank 0 returns the last epoch's metrics row with ``best_top1``."""
+    run = setup(cfg, log)
     result: dict = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        v = stages[epoch]
-        if v["dropout"] is not None and hasattr(model, "drop_rate"):
-            model.drop_rate = v["dropout"]
-        torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation RNG: a function of the epoch only
-        np.random.seed(cfg.seed * 7919 + epoch)
-        train_ds, val_ds = data_for(v)
-        if hasattr(train_ds, "set_epoch"):
-            train_ds.set_epoch(epoch)
-        loader = make_loader(train_ds, cfg.batch_size, True, cfg.workers, cfg.seed, epoch, info.enabled)
-        mix = None
-        if (v["mixup"] or 0) > 0 or cfg.cutmix > 0:
-            from torchvision.transforms import v2 as T
-            parts = ([T.MixUp(alpha=v["mixup"], num_classes=num_classes)] if v["mixup"] else []) + \
-                ([T.CutMix(alpha=cfg.cutmix, num_classes=num_classes)] if cfg.cutmix else [])
-            mix = T.RandomChoice(parts)
-        train_model.train()
-        t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not main,
-                   leave=False, dynamic_ncols=True, mininterval=1.0)
-        for step, (x, y) in enumerate(bar):
-            target = F.one_hot(y, num_classes).float()
-            if mix is not None:
-                x, target = mix(x, y)
-            target = target * (1 - ls) + ls / num_classes
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                outputs = train_model(x)
-                t_logits = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher(x).float()
-                if isinstance(outputs, (tuple, list)):
-                    outputs = tuple(o.float() for o in outputs)
-                else:
-                    outputs = outputs.float()
-                loss = distillation_loss(outputs, target, t_logits, cfg.distill, cfg.alpha, cfg.temperature)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. The last "
-                    f"good checkpoint is kept in {out / 'last.pt'}; lower --lr or set --grad-clip")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += loss.item() * len(y)
-            n_seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        train_loss = D.all_reduce_mean(loss_sum / max(n_seen, 1), info)
-        elapsed = time.perf_counter() - t0
-        row = {"kind": "epoch", "epoch": epoch, "stage": v["stage"], "size": v["size"],
-               "train_loss": round(train_loss, 6), "lr": sched.get_last_lr()[0],
-               "images_per_s": round(n_seen * info.world_size / elapsed, 1)}
-        if main:
-            val_loader = make_loader(val_ds, cfg.batch_size * 2, False, cfg.workers, cfg.seed, 0)
-            ev = evaluate(model, val_loader, num_classes)
-            row.update(val_loss=round(ev["loss"], 6), val_top1=round(ev["top1"], 3), val_top5=round(ev["top5"], 3))
-            score = ev["top1"]
-            if ema is not None:
-                ev_ema = evaluate(ema.module, val_loader, num_classes)
-                row["val_top1_ema"] = round(ev_ema["top1"], 3)
-                score = max(score, ev_ema["top1"])
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                         epoch=epoch, best_top1=max(best, score), meta=meta, rng=_rng_state())
-            if ema is not None:
-                state["ema"] = ema.state_dict()
-            save_checkpoint(out / "last.pt", **state)
-            if score > best:
-                best = score
-                use_ema = ema is not None and row.get("val_top1_ema", -1) >= row["val_top1"]
-                best_sd = ema.module.state_dict() if use_ema else model.state_dict()
-                save_checkpoint(out / "best.pt", model=best_sd, epoch=epoch, best_top1=best, meta=meta)
-                _save_weights_file(model, best_sd, out / "best.safetensors", v["size"], classes)
-            plot_curves(metrics_path, out / "curves.png")
-            log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}  val loss {ev['loss']:.4f}  "
-                f"val top-1 {ev['top1']:.2f}%" + (f" (EMA {row['val_top1_ema']:.2f}%)" if ema else "")
-                + f"  {row['images_per_s']:.0f} img/s")
-            result = dict(row, best_top1=best)
-        D.barrier(info)
-        ran += 1
+    for ran, epoch in enumerate(range(run.start_epoch, cfg.epochs), start=1):
+        row, train_loss = train_one_epoch(run, epoch)
+        if run.info.is_main:
+            result = validate_and_save(run, epoch, row, train_loss)
+        D.barrier(run.info)
         if cfg.stop_after_epochs is not None and ran >= cfg.stop_after_epochs:
             break
-    if info.enabled:
-        agree = D.ranks_agree(model, info)
-        if main:
-            log(f"distributed: {info.world_size} ranks, weights identical on all ranks: {agree}")
+    if run.info.enabled:
+        agree = D.ranks_agree(run.model, run.info)
+        run.log(f"distributed: {run.info.world_size} ranks, weights identical on all ranks: {agree}")
         result["ranks_agree"] = agree
-    D.cleanup(info)
+    D.cleanup(run.info)
     return result
-
-
-def _save_weights_file(model: nn.Module, sd: dict, path: Path, size: int | None = None,
-                       classes: list[str] | None = None) -> None:
-    """best weights as an edgevision .safetensors file (what eval/export/predict take)."""
-    from safetensors.torch import save_file
-    import dataclasses
-    cfg = model.input_config
-    if size:  # the resolution the weights were trained at becomes their default
-        cfg = dataclasses.replace(cfg, input_size=(cfg.input_size[0], size, size))
-    meta = {"format": "edgevision", "model": model.model_name, "num_classes": str(model.num_classes),
-            "input_config": json.dumps(dataclasses.asdict(cfg))}
-    if classes:
-        meta["classes"] = json.dumps(list(classes))
-    tensors = {k: v.detach().contiguous().clone() for k, v in sd.items() if k != "n_averaged"}
-    with atomic_write(path, ".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
 
 
 def run_eval(model_name: str, weights: str, data: str = "embedded", resolution: int | None = None,

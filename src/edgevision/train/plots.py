@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights.io import atomic_write
+from ..files import atomic_write
 
 
 def _plt():

@@ -1,5 +1,5 @@
 """Weights: safe file io and converters from other libraries' key layouts."""
-from .io import atomic_write, read_state_dict, save_weights
+from .io import read_state_dict, save_weights
 from .load import create_with_weights, load_weights
 
-__all__ = ["atomic_write", "read_state_dict", "save_weights", "load_weights", "create_with_weights"]
+__all__ = ["read_state_dict", "save_weights", "load_weights", "create_with_weights"]

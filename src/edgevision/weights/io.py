@@ -2,41 +2,17 @@
 with safetensors, and .pth/.pt/.bin files with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from ..errors import WeightsError
+from ..files import atomic_write
 
 _NESTED_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module", "net")
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it over ``path``.
-
-    A crash or exception leaves the previous file (if any) untouched and no partial file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -117,21 +93,26 @@ def spec_overrides(model) -> dict:
     return out
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra_meta: dict | None = None) -> Path:
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra_meta: dict | None = None, *,
+                 state_dict: dict[str, torch.Tensor] | None = None, resolution: int | None = None) -> Path:
     """Save ``model``'s weights as .safetensors with its name and input config in the metadata
-    (written atomically)."""
+    (written atomically). ``state_dict`` replaces the model's own tensors (e.g. its EMA copy);
+    ``resolution`` (the size the weights were trained at) becomes their default input size."""
+    import dataclasses
     from safetensors.torch import save_file
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"save_weights writes .safetensors files; got {path.name!r}")
     inner = getattr(model, "model", model) if not hasattr(model, "spec") or not hasattr(model, "trunk") else model
-    sd = {k: v.detach().contiguous().clone() for k, v in inner.state_dict().items()}
+    sd = state_dict if state_dict is not None else inner.state_dict()
+    sd = {k: v.detach().contiguous().clone() for k, v in sd.items()}
     meta = {"format": "edgevision", "model": str(getattr(inner, "model_name", "")),
             "num_classes": str(getattr(inner, "num_classes", "")),
             "in_chans": str(getattr(inner, "in_chans", ""))}
     cfg = getattr(inner, "input_config", None)
     if cfg is not None:
-        import dataclasses
+        if resolution:
+            cfg = dataclasses.replace(cfg, input_size=(cfg.input_size[0], resolution, resolution))
         meta["input_config"] = json.dumps(dataclasses.asdict(cfg))
     overrides = spec_overrides(inner)
     if overrides:

@@ -2,34 +2,17 @@
 
 A layout knows how to recognise its keys (``looks_like``), how to rename them to edgevision's
 (``to_ours(sd, model)``) and, for round-trip tests and for users who want to hand weights back,
-the reverse (``to_official(sd, model)``). Modules defining layouts register them on import
-(imported at the bottom of this file); ``load_weights(..., source="official")`` and source
-detection go through :func:`detect_official` / :func:`convert_official`.
+the reverse (``to_official(sd, model)``). The family groups' modules list their layouts;
+``_LAYOUTS`` below is the table of all of them. ``load_weights(..., source="official")`` and
+source detection go through :func:`detect_official` / :func:`convert_official`.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
 from ..errors import WeightsError
-
-
-@dataclass(frozen=True)
-class OfficialLayout:
-    name: str  # the repository, for messages (e.g. "microsoft/Cream EfficientViT")
-    families: tuple[str, ...]
-    looks_like: Callable[[dict], bool]
-    to_ours: Callable[[dict, nn.Module], dict]
-    to_official: Callable[[dict, nn.Module], dict]
-
-
-_LAYOUTS: list[OfficialLayout] = []
-
-
-def register_official(layout: OfficialLayout) -> None:
-    _LAYOUTS.append(layout)
+from . import convnext_layouts, official_efficientvit, official_mobile
+from .keys import OfficialLayout
 
 
 def detect_official(sd: dict) -> OfficialLayout | None:
@@ -61,15 +44,11 @@ def to_official(sd: dict, model: nn.Module) -> dict:
     return layout_for(model).to_official(sd, model)
 
 
-def _register_builtin() -> None:
-    from . import convnext_layouts
-    register_official(OfficialLayout(
-        "facebookresearch ConvNeXt / ConvNeXt-V2", ("convnext", "convnextv2"),
-        convnext_layouts.looks_like_official_convnext, convnext_layouts.convert_official_convnext,
-        lambda sd, model: convnext_layouts.to_official(sd)))
-
-
-_register_builtin()
-
-# layouts living in their own modules register themselves on import
-from . import official_efficientvit, official_mobile  # noqa: E402,F401
+_LAYOUTS: tuple[OfficialLayout, ...] = (
+    OfficialLayout("facebookresearch ConvNeXt / ConvNeXt-V2", ("convnext", "convnextv2"),
+                   convnext_layouts.looks_like_official_convnext,
+                   convnext_layouts.convert_official_convnext,
+                   lambda sd, model: convnext_layouts.to_official(sd)),
+    *official_efficientvit.LAYOUTS,
+    *official_mobile.LAYOUTS,
+)

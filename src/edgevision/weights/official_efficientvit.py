@@ -33,7 +33,7 @@ import re
 import torch
 
 from ..errors import WeightsError
-from .official import OfficialLayout, register_official
+from .keys import OfficialLayout
 
 
 def _bad(repo: str, k: str) -> WeightsError:
@@ -187,7 +187,9 @@ def msra_to_official(sd: dict, model=None) -> dict:
     return out
 
 
-register_official(OfficialLayout(f"{_MIT} EfficientViT-B", ("efficientvit_mit",),
-                                 looks_like_official_efficientvit_mit, mit_to_ours, mit_to_official))
-register_official(OfficialLayout(f"{_MSRA} EfficientViT-M", ("efficientvit_msra",),
-                                 looks_like_official_efficientvit_msra, msra_to_ours, msra_to_official))
+LAYOUTS: tuple[OfficialLayout, ...] = (
+    OfficialLayout(f"{_MIT} EfficientViT-B", ("efficientvit_mit",),
+                   looks_like_official_efficientvit_mit, mit_to_ours, mit_to_official),
+    OfficialLayout(f"{_MSRA} EfficientViT-M", ("efficientvit_msra",),
+                   looks_like_official_efficientvit_msra, msra_to_ours, msra_to_official),
+)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import WeightsError
-from .official import OfficialLayout, register_official
+from .keys import OfficialLayout
 
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 _PLAIN = {"weight": "weight", "bias": "bias"}
@@ -180,11 +180,13 @@ def mobilevit_to_official(sd: dict, model: nn.Module) -> dict:
     return _rename(sd, _mobilevit_table(model), "edgevision MobileViT")
 
 
-register_official(OfficialLayout("THU-MIG/RepViT", ("repvit",), looks_like_official_repvit,
-                                 repvit_to_ours, repvit_to_official))
-register_official(OfficialLayout("apple/ml-cvnets MobileViT", ("mobilevit",),
-                                 looks_like_official_mobilevit, mobilevit_to_ours,
-                                 mobilevit_to_official))
-register_official(OfficialLayout("apple/ml-cvnets MobileViTv2", ("mobilevitv2",),
-                                 looks_like_official_mobilevitv2, mobilevit_to_ours,
-                                 mobilevit_to_official))
+LAYOUTS: tuple[OfficialLayout, ...] = (
+    OfficialLayout("THU-MIG/RepViT", ("repvit",), looks_like_official_repvit,
+                   repvit_to_ours, repvit_to_official),
+    OfficialLayout("apple/ml-cvnets MobileViT", ("mobilevit",),
+                   looks_like_official_mobilevit, mobilevit_to_ours,
+                   mobilevit_to_official),
+    OfficialLayout("apple/ml-cvnets MobileViTv2", ("mobilevitv2",),
+                   looks_like_official_mobilevitv2, mobilevit_to_ours,
+                   mobilevit_to_official),
+)

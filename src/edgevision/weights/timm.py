@@ -1,12 +1,11 @@
 """Converter from timm's state-dict layout to edgevision's.
 
-Each family registers a function ``(timm_state_dict, model) -> state_dict``. Only key names
+Each family has a function ``(timm_state_dict, model) -> state_dict`` in the table below. Only key names
 change; tensors are passed through untouched (the architectures are identical).
 """
 from __future__ import annotations
 
 import re
-from typing import Callable
 
 import torch
 from torch import nn
@@ -14,18 +13,8 @@ from torch import nn
 from ..blocks.mbconv import ConvBlock, DepthwiseSeparable, FusedMBConv, InvertedResidual
 from ..blocks.uib import MobileAttentionBlock, UniversalInvertedResidual
 from ..errors import WeightsError
-
-Converter = Callable[[dict, nn.Module], dict]
-_CONVERTERS: dict[str, Converter] = {}
-
-
-def register_converter(*families: str):
-    def deco(fn: Converter) -> Converter:
-        for f in families:
-            _CONVERTERS[f] = fn
-        return fn
-    return deco
-
+from . import timm_convnext, timm_efficientvit, timm_mobilevit, timm_repvit
+from .keys import Converter, rename
 
 def convert_timm(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     family = getattr(model, "family", None)
@@ -42,16 +31,6 @@ def looks_like_timm(sd: dict, model: nn.Module) -> bool:
         return False
     own = set(model.state_dict())
     return len(own & set(out)) >= 0.9 * len(own)
-
-
-def rename(sd: dict, fn: Callable[[str], str | None]) -> dict:
-    """Apply ``fn`` to every key; ``None`` drops the key."""
-    out = {}
-    for k, v in sd.items():
-        nk = fn(k)
-        if nk is not None:
-            out[nk] = v
-    return out
 
 
 # ---------------------------------------------------------------- MobileNet / EfficientNet
@@ -75,8 +54,6 @@ _MQA_KEYS = {"attn.query.proj.": "attn.query_proj.", "attn.key.down_conv.": "att
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(\d+)\.([^.]+)(\..*)$")
 
 
-@register_converter("mobilenetv1", "mobilenetv2", "mobilenetv3", "mobilenetv4", "mobilenetv4_hybrid",
-                    "efficientnet", "efficientnet_lite", "efficientnetv2")
 def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
     head_is_seq = isinstance(model.head_conv, nn.Sequential)  # pool_conv style: conv with bias + act
     head = {"conv_head": "head_conv.0" if head_is_seq else "head_conv.conv", "bn2": "head_conv.bn",
@@ -104,5 +81,11 @@ def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
     return rename(sd, fn)
 
 
-# family converters living in their own modules register themselves on import
-from . import timm_convnext, timm_efficientvit, timm_mobilevit, timm_repvit  # noqa: E402,F401
+_MBNET_FAMILIES = ("mobilenetv1", "mobilenetv2", "mobilenetv3", "mobilenetv4", "mobilenetv4_hybrid",
+                   "efficientnet", "efficientnet_lite", "efficientnetv2")
+# family -> converter
+_CONVERTERS: dict[str, Converter] = {
+    **{f: _convert_mbnet for f in _MBNET_FAMILIES},
+    **timm_convnext.CONVERTERS, **timm_efficientvit.CONVERTERS, **timm_mobilevit.CONVERTERS,
+    **timm_repvit.CONVERTERS,
+}

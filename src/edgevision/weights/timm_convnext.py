@@ -2,10 +2,9 @@
 (atto … nano) store the MLP as 1x1 convs, which become Linear weights here."""
 from __future__ import annotations
 
-from .timm import register_converter
+from .keys import Converter
 
 
-@register_converter("convnext", "convnextv2")
 def _convert_convnext(sd: dict, model) -> dict:
     out = {}
     for k, v in sd.items():
@@ -13,3 +12,6 @@ def _convert_convnext(sd: dict, model) -> dict:
             v = v.flatten(1)  # (out, in, 1, 1) -> (out, in)
         out[k] = v
     return out
+
+
+CONVERTERS: dict[str, Converter] = {"convnext": _convert_convnext, "convnextv2": _convert_convnext}

@@ -11,13 +11,12 @@ import re
 
 from torch import nn
 
-from .timm import register_converter, rename
+from .keys import Converter, rename
 
 _MSRA = {".m.pw1.": ".m.conv1.", ".m.pw2.": ".m.conv2.", ".se.fc1.": ".se.conv_reduce.",
          ".se.fc2.": ".se.conv_expand."}
 
 
-@register_converter("efficientvit_msra")
 def _convert_msra(sd: dict, model: nn.Module) -> dict:
     def fn(k: str) -> str | None:
         if k.endswith("attention_bias_idxs"):
@@ -37,7 +36,6 @@ _MIT_HEAD = {"head.in_conv.": "head_in.", "head.classifier.0.": "pre_logits.fc."
              "head.classifier.1.": "pre_logits.ln.", "head.classifier.4.": "classifier."}
 
 
-@register_converter("efficientvit_mit")
 def _convert_mit(sd: dict, model: nn.Module) -> dict:
     def fn(k: str) -> str | None:
         for a, b in _MIT_HEAD.items():
@@ -47,3 +45,6 @@ def _convert_mit(sd: dict, model: nn.Module) -> dict:
         return k.replace(".main.", ".m.").replace(".norm.", ".bn.")
 
     return rename(sd, fn)
+
+
+CONVERTERS: dict[str, Converter] = {"efficientvit_msra": _convert_msra, "efficientvit_mit": _convert_mit}

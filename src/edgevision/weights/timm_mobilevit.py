@@ -9,13 +9,12 @@ import re
 
 from torch import nn
 
-from .timm import register_converter, rename
+from .keys import Converter, rename
 
 _BOTTLENECK = {"conv1_1x1": "conv_pw", "conv2_kxk": "conv_dw", "conv3_1x1": "conv_pwl"}
 _BLOCK_PART = re.compile(r"^(stages\.\d+\.\d+\.)([^.]+)(\..*)$")
 
 
-@register_converter("mobilevit", "mobilevitv2")
 def _convert_mobilevit(sd: dict, model: nn.Module) -> dict:
     def fn(k: str) -> str | None:
         if k.startswith("head.fc."):
@@ -26,3 +25,6 @@ def _convert_mobilevit(sd: dict, model: nn.Module) -> dict:
         return k
 
     return rename(sd, fn)
+
+
+CONVERTERS: dict[str, Converter] = {"mobilevit": _convert_mobilevit, "mobilevitv2": _convert_mobilevit}

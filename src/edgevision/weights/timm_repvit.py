@@ -9,13 +9,12 @@ import re
 
 from torch import nn
 
-from .timm import register_converter, rename
+from .keys import Converter, rename
 
 _CONV = re.compile(r"\.c\.(weight|bias)$")
 _SE = {".se.fc1.": ".se.conv_reduce.", ".se.fc2.": ".se.conv_expand."}
 
 
-@register_converter("repvit")
 def _convert_repvit(sd: dict, model: nn.Module) -> dict:
     distilled = getattr(model.spec, "distilled", True)
 
@@ -28,3 +27,6 @@ def _convert_repvit(sd: dict, model: nn.Module) -> dict:
         return k
 
     return rename(sd, fn)
+
+
+CONVERTERS: dict[str, Converter] = {"repvit": _convert_repvit}

@@ -60,11 +60,6 @@ _CONVERTERS = {f: convert_torchvision_mbnet for f in FAMILIES}
 _CONVERTERS["convnext"] = _convnext
 
 
-def register_torchvision(family: str, fn) -> None:
-    """Other families (ConvNeXt) add their torchvision converter here."""
-    _CONVERTERS[family] = fn
-
-
 def convert_torchvision(sd: dict, model: nn.Module) -> dict:
     fam = getattr(model, "family", None)
     if fam not in _CONVERTERS:

@@ -1,0 +1,52 @@
+"""Writing files so that a crash never leaves a partial one: every writer of edgevision (weights,
+checkpoints, exported models, reports, plots) goes through here."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path``.
+
+    A crash or exception leaves the previous file (if any) untouched and no partial file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def install_file(src: Path, out: Path) -> int:
+    """Copy ``src`` to ``out`` atomically; returns the size in bytes."""
+    with atomic_write(out) as tmp:
+        shutil.copyfile(src, tmp)
+    return out.stat().st_size
+
+
+def install_openvino_ir(xml: Path, out: Path) -> int:
+    """Install an OpenVINO IR (``xml`` and the ``.bin`` beside it) as ``out`` and ``out``'s .bin.
+
+    The weights file is installed first and the .xml, which names it, last: a reader never sees an
+    .xml whose .bin is missing. Returns the size of both files in bytes."""
+    out = out.with_suffix(".xml")
+    install_file(xml.with_suffix(".bin"), out.with_suffix(".bin"))
+    text = xml.read_text().replace(xml.with_suffix(".bin").name, out.with_suffix(".bin").name)
+    with atomic_write(out) as tmp:
+        tmp.write_text(text)
+    return out.stat().st_size + out.with_suffix(".bin").stat().st_size
