@@ -130,13 +130,31 @@ def cmd_eval(args) -> int:
 def cmd_quantize(args) -> int:
     from .bench.speed import add_speed
     from .deploy.quantize import QuantRecipe, quantize
+    from .deploy.targets import get_target
     from .options import from_args
     recipe = from_args(QuantRecipe, args)
-    report = add_speed(quantize(args.model, args.output, recipe), args.model, source=recipe.calib)
+    if get_target(recipe.runtime).SOURCE == "onnx":
+        report = add_speed(quantize(args.model, args.output, recipe), args.model, source=recipe.calib)
+    else:  # PT2E runtimes quantize the PyTorch model; the speed reference is an ONNX export of it
+        report = _quantize_torch(args, recipe)
     print(report.summary())
     if report.float_nodes:  # to reproduce the same split on another export: --float-nodes ...
         print("kept in float (pass to --float-nodes to reuse): " + " ".join(report.float_nodes))
     return 0
+
+
+def _quantize_torch(args, recipe):
+    import tempfile
+
+    from .bench.speed import add_speed
+    from .deploy.export import export
+    from .deploy.quantize import quantize
+    model = _load_model(args.model, args.weights)
+    res = tuple(args.resolution) if args.resolution else None
+    report = quantize(model, args.output, recipe, resolution=res)
+    with tempfile.TemporaryDirectory(prefix="edgevision-ref-") as d:
+        ref = export(model, Path(d) / "fp32.onnx", resolution=res)
+        return add_speed(report, ref.path, batches=(1,), source=recipe.calib)
 
 
 def cmd_bench(args) -> int:
@@ -257,7 +275,10 @@ def _export_parser(sub) -> None:
     e.add_argument("-o", "--output", required=True, help="output file (.onnx, or .xml for openvino)")
     e.add_argument("--weights", help="weight file to load first (else random weights)")
     e.add_argument("--num-classes", type=int, help="classifier size, if the weights have another")
-    e.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
+    from .deploy.export import FORMATS
+    e.add_argument("--format", choices=FORMATS,
+                   help="artifact format (default: from the output's suffix: .onnx, .xml, .pte, .tflite, "
+                        ".mlpackage)")
     e.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"))
     e.add_argument("--dynamic-batch", action="store_true")
     e.add_argument("--opset", type=int, default=18)
@@ -268,8 +289,13 @@ def _export_parser(sub) -> None:
 
 def _quantize_parser(sub) -> None:
     q = sub.add_parser("quantize", help="static INT8 quantization of an exported ONNX model, measured")
-    q.add_argument("model", help="fp32 .onnx written by `edgevision export`")
-    q.add_argument("-o", "--output", required=True, help=".onnx (onnxruntime) or .xml (openvino)")
+    q.add_argument("model", help="onnxruntime/openvino: the fp32 .onnx written by `edgevision export`; "
+                   "executorch/litert: a model name (with --weights), quantized from PyTorch")
+    q.add_argument("-o", "--output", required=True,
+                   help=".onnx (onnxruntime), .xml (openvino), .pte (executorch), .tflite (litert)")
+    q.add_argument("--weights", help="executorch/litert: weight file of the model (else random weights)")
+    q.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"),
+                   help="executorch/litert: input size (default: the model's)")
     from .deploy.recipe import QuantRecipe
     add_options(q, QuantRecipe)
     q.set_defaults(fn=cmd_quantize)
@@ -301,7 +327,8 @@ def _bench_parser(sub) -> None:
     b.add_argument("names", nargs="+", metavar="NAME")
     b.add_argument("--backends", default="torch", help="comma-separated: torch, torch-cl, compile, ort, "
                    "ort-int8, openvino, openvino-bf16, openvino-int8")
-    b.add_argument("--bs", type=int, default=1)
+    b.add_argument("-b", "--batch-size", "--bs", dest="bs", type=int, default=1,
+                   help="images per call (default: %(default)s)")
     b.add_argument("--resolution", type=int)
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", help="write results here (input of `edgevision report`)")
@@ -331,7 +358,8 @@ def _pick_parser(sub) -> None:
     pk = sub.add_parser("pick", help="most accurate model within a latency budget on this machine")
     pk.add_argument("--budget-ms", type=float, required=True)
     pk.add_argument("--backend", default="torch")
-    pk.add_argument("--bs", type=int, default=1)
+    pk.add_argument("-b", "--batch-size", "--bs", dest="bs", type=int, default=1,
+                    help="images per call (default: %(default)s)")
     pk.add_argument("--family")
     pk.add_argument("--max-params", type=float, help="in millions")
     pk.add_argument("--threads", type=int, default=0)
@@ -397,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` etc.
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file or directory that cannot be read or written
+        where = f": {e.filename}" if e.filename else ""
+        print(f"edgevision: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgevision: interrupted", file=sys.stderr)
         return 130

@@ -32,6 +32,15 @@ def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def writable(path: str | os.PathLike) -> bool:
+    """Whether ``path`` can be created: its nearest existing ancestor is a writable directory
+    (checked before long work, so a bad destination fails first)."""
+    parent = Path(path).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
 def install_file(src: Path, out: Path) -> int:
     """Copy ``src`` to ``out`` atomically; returns the size in bytes."""
     with atomic_write(out) as tmp:

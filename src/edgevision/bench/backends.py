@@ -17,10 +17,15 @@ import torch
 from ..errors import ConfigError, EdgeVisionError
 
 BACKENDS = ("torch", "torch-cl", "compile", "ort", "ort-int8", "openvino", "openvino-bf16",
-            "openvino-int8", "openvino-int8-bf16")
+            "openvino-int8", "openvino-int8-bf16", "executorch", "executorch-int8", "litert", "litert-int8")
+_MOBILE = "-e '.[mobile]'"
 _NEEDS = {"ort": ("onnxruntime", "onnxruntime"), "ort-int8": ("onnxruntime", "onnxruntime"),
           "openvino": ("openvino", "openvino"), "openvino-bf16": ("openvino", "openvino"),
-          "openvino-int8": ("nncf", "openvino nncf"), "openvino-int8-bf16": ("nncf", "openvino nncf")}
+          "openvino-int8": ("nncf", "openvino nncf"), "openvino-int8-bf16": ("nncf", "openvino nncf"),
+          "executorch": ("executorch", _MOBILE), "executorch-int8": ("executorch", _MOBILE),
+          "litert": ("litert_torch", _MOBILE), "litert-int8": ("litert_torch", _MOBILE)}
+# phone runtimes whose graphs are built from the PyTorch module, for batch 1
+_TORCH_SOURCED = ("executorch", "litert")
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Runner:
 
 
 def check_backend(name: str) -> None:
+    if name.startswith("coreml"):
+        raise ConfigError("Core ML models run only on macOS/iOS, so edgevision gives them no latency "
+                          "here; `edgevision export NAME --format coreml` converts and checks one")
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     if name in _NEEDS:
@@ -81,6 +89,8 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
     from ..deploy.targets import open_session
     name = getattr(model, "model_name", "model")
     tag = f"{name}-{resolution[0]}x{resolution[1]}-{_weights_tag(model)}"
+    if backend.split("-")[0] in _TORCH_SOURCED:
+        return _phone_runner(model, backend, batch, resolution, threads, tag)
     fp32 = artifact_dir() / f"{tag}.onnx"
     if not fp32.exists():
         export(model, fp32, resolution=resolution, dynamic_batch=True)
@@ -97,6 +107,27 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
             quantize(fp32, q, QuantRecipe(runtime=rt, images=32, held_out=8))
         sess = open_session(q, rt, threads, precision="int8-bf16" if backend.endswith("bf16") else "int8")
     return Runner(backend, sess.precision, lambda: sess(xn), f"{sess.runtime}")
+
+
+def _phone_runner(model, backend: str, batch: int, resolution, threads: int, tag: str) -> Runner:
+    """ExecuTorch / LiteRT: the verified artifact (fp32 export or INT8 via PT2E), cached."""
+    from ..deploy.export import export
+    from ..deploy.quantize import QuantRecipe, quantize
+    from ..deploy.targets import get_target, open_session
+    runtime, int8 = backend.split("-")[0], backend.endswith("-int8")
+    if batch != 1:
+        raise ConfigError(f"{runtime} graphs are exported for batch 1 (a phone classifies one image "
+                          f"at a time); measure them with --batch-size 1")
+    target = get_target(runtime)
+    path = artifact_dir() / f"{tag}{'-int8' if int8 else ''}{target.SUFFIX}"
+    if not path.exists():
+        if int8:
+            quantize(model, path, QuantRecipe(runtime=runtime, images=32, held_out=8), resolution=resolution)
+        else:
+            export(model, path, fmt=target.FORMAT, resolution=resolution)
+    sess = open_session(path, runtime, threads, "int8" if int8 else "fp32")
+    xn = torch.randn(1, model.input_config.input_size[0], *resolution).numpy()
+    return Runner(backend, sess.precision, lambda: sess(xn), runtime)
 
 
 def peak_rss_mb() -> float:

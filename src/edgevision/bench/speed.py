@@ -39,12 +39,14 @@ def compare_speed(fp32_path: str | os.PathLike, quantized_path: str | os.PathLik
                           f"export it with `edgevision export`")
     if rounds < 1:
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    # a batch above 1 is timed only when both graphs take it (phone graphs are batch-1)
+    dynamic = meta["dynamic_batch"] and read_metadata(quantized_path).get("dynamic_batch", True)
     x = calibration_images(source, meta["input_config"], meta["resolution"], 1, split="test")
     fp32 = open_session(fp32_path, "onnxruntime", threads)
     quant = open_session(quantized_path, runtime, threads, precision)
     speedup, latency = {}, {}
     for b in batches:
-        if b > 1 and not meta["dynamic_batch"]:
+        if b > 1 and not dynamic:
             continue
         xb = np.repeat(x[:1], b, axis=0)
         t_fp = t_q = float("inf")

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, EdgeVisionError
-from ..files import atomic_write
+from ..files import atomic_write, writable
 from ..images import preprocess, synthetic_image
 from .reparam import reparameterize
-from .targets import TARGETS, target_for_format
+from .targets import TARGETS, target_for_output
 
 FORMATS = tuple(t.FORMAT for t in TARGETS.values())
 
@@ -104,12 +104,17 @@ def _onnx_file(model: nn.Module, deploy: nn.Module, example: torch.Tensor, path:
     return path
 
 
-def export(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
+def export(model: nn.Module, out: str | os.PathLike, fmt: str | None = None,
            resolution: tuple[int, int] | None = None, dynamic_batch: bool = False, opset: int = 18,
            exporter: str = "torchscript", atol: float = 1e-4, reparam: bool = True,
            verify: bool = True) -> ExportReport:
-    """Export ``model`` (eval mode) and verify the artifact; see module docstring."""
-    target = target_for_format(fmt)
+    """Export ``model`` (eval mode) and verify the artifact; see module docstring. ``fmt``: one of
+    FORMATS; by default the one whose file suffix ``out`` has (.onnx, .xml, ...)."""
+    target = target_for_output(out, fmt)
+    fmt = target.FORMAT
+    if not writable(out):
+        raise ConfigError(f"cannot write {os.fspath(out)!r}: its directory is not writable; choose "
+                          f"another -o/--output")
     if exporter not in ("torchscript", "dynamo"):
         raise ConfigError(f"unknown exporter {exporter!r}; use torchscript or dynamo")
     model = model.eval()

@@ -52,10 +52,27 @@ def target_for_format(fmt: str):
     return by_format[fmt]
 
 
+def target_for_output(out: str | os.PathLike, fmt: str | None = None):
+    """The target that writes ``out``: ``fmt`` if given (the suffix must agree), else the one whose
+    file suffix ``out`` has."""
+    suffix = os.path.splitext(os.fspath(out))[1].lower()
+    by_suffix = {t.SUFFIX: t for t in TARGETS.values()}
+    if fmt is not None:
+        target = target_for_format(fmt)
+        if suffix != target.SUFFIX:
+            raise ConfigError(f"output {os.fspath(out)!r} does not match --format {fmt} (a {target.SUFFIX} "
+                              f"file): name it {os.path.splitext(os.fspath(out))[0]}{target.SUFFIX}")
+        return target
+    if suffix not in by_suffix:
+        raise ConfigError(f"cannot tell the format from {os.fspath(out)!r}: name the output "
+                          f"{' / '.join(by_suffix)} or pass --format")
+    return by_suffix[suffix]
+
+
 def open_session(path: str | os.PathLike, runtime: str = "onnxruntime", threads: int = 0,
                  precision: str = "fp32") -> Session:
     """``path`` loaded in ``runtime`` (see each target's ``session``)."""
     return get_target(runtime).session(path, threads, precision)
 
 
-__all__ = ["TARGETS", "get_target", "target_for_format", "open_session"]
+__all__ = ["TARGETS", "get_target", "target_for_format", "target_for_output", "open_session"]
