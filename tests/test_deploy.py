@@ -179,15 +179,17 @@ def test_export_graph_does_not_depend_on_memory_format(name, tmp_path):
 
 
 def test_targets_table_lists_each_runtime_once():
-    """Both runtimes are in the table, each module giving the whole protocol; an unknown runtime or
-    format names the choices."""
+    """Every runtime is in the table, each module giving the whole protocol, with distinct formats
+    and file suffixes; an unknown runtime or format names the choices."""
     from edgevision.deploy.targets import TARGETS, get_target, open_session, target_for_format
-    assert list(TARGETS) == ["onnxruntime", "openvino"]
+    assert list(TARGETS) == ["onnxruntime", "openvino", "executorch", "litert", "coreml"]
+    assert len({t.SUFFIX for t in TARGETS.values()}) == len({t.FORMAT for t in TARGETS.values()}) == 5
     for name, t in TARGETS.items():
         assert t.NAME == name and get_target(name) is t and target_for_format(t.FORMAT) is t
         assert t.SUFFIX.startswith(".") and t.SOURCE in ("onnx", "torch") and "minmax" in t.METHODS
         assert all(callable(getattr(t, f)) for f in ("session", "build", "check_output", "install", "int8"))
-    with pytest.raises(ConfigError, match="unsupported runtime 'tensorrt'; choose one of onnxruntime, openvino"):
+    with pytest.raises(ConfigError, match="unsupported runtime 'tensorrt'; choose one of onnxruntime, openvino, executorch, "
+                       "litert, coreml"):
         get_target("tensorrt")
     with pytest.raises(ConfigError, match="unsupported runtime 'tflite'"):
         open_session("m.onnx", "tflite")

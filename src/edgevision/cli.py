@@ -149,9 +149,12 @@ def _quantize_torch(args, recipe):
     from .bench.speed import add_speed
     from .deploy.export import export
     from .deploy.quantize import quantize
+    from .deploy.targets import get_target
     model = _load_model(args.model, args.weights)
     res = tuple(args.resolution) if args.resolution else None
     report = quantize(model, args.output, recipe, resolution=res)
+    if not getattr(get_target(recipe.runtime), "RUNS_HERE", True):
+        return report  # no latency for a runtime that cannot run here (Core ML off Apple systems)
     with tempfile.TemporaryDirectory(prefix="edgevision-ref-") as d:
         ref = export(model, Path(d) / "fp32.onnx", resolution=res)
         return add_speed(report, ref.path, batches=(1,), source=recipe.calib)
@@ -272,7 +275,8 @@ def _info_parser(sub) -> None:
 def _export_parser(sub) -> None:
     e = sub.add_parser("export", help="reparameterize, export to ONNX/OpenVINO, verify against PyTorch")
     e.add_argument("name")
-    e.add_argument("-o", "--output", required=True, help="output file (.onnx, or .xml for openvino)")
+    e.add_argument("-o", "--output", required=True, help="output file; its suffix picks the format: .onnx, .xml (openvino), .pte "
+                   "(executorch), .tflite (litert), .mlpackage (coreml)")
     e.add_argument("--weights", help="weight file to load first (else random weights)")
     e.add_argument("--num-classes", type=int, help="classifier size, if the weights have another")
     from .deploy.export import FORMATS
@@ -288,12 +292,13 @@ def _export_parser(sub) -> None:
 
 
 def _quantize_parser(sub) -> None:
-    q = sub.add_parser("quantize", help="static INT8 quantization of an exported ONNX model, measured")
+    q = sub.add_parser("quantize", help="INT8 for a runtime, checked against fp32 and timed")
     q.add_argument("model", help="onnxruntime/openvino: the fp32 .onnx written by `edgevision export`; "
-                   "executorch/litert: a model name (with --weights), quantized from PyTorch")
+                   "executorch/litert/coreml: a model name (with --weights), quantized from PyTorch")
     q.add_argument("-o", "--output", required=True,
-                   help=".onnx (onnxruntime), .xml (openvino), .pte (executorch), .tflite (litert)")
-    q.add_argument("--weights", help="executorch/litert: weight file of the model (else random weights)")
+                   help=".onnx (onnxruntime), .xml (openvino), .pte (executorch), .tflite (litert), "
+                   ".mlpackage (coreml: INT8 weights)")
+    q.add_argument("--weights", help="executorch/litert/coreml: weight file of the model (else random weights)")
     q.add_argument("--resolution", type=int, nargs=2, metavar=("H", "W"),
                    help="executorch/litert: input size (default: the model's)")
     from .deploy.recipe import QuantRecipe

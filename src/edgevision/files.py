@@ -59,3 +59,37 @@ def install_openvino_ir(xml: Path, out: Path) -> int:
     with atomic_write(out) as tmp:
         tmp.write_text(text)
     return out.stat().st_size + out.with_suffix(".bin").stat().st_size
+
+
+def install_tree(src: Path, out: Path) -> int:
+    """Copy the directory ``src`` (a bundle such as an .mlpackage) to ``out``; a reader sees the
+    previous tree or the complete new one, never a partial one. The copy is made in a temporary
+    sibling, the previous ``out`` (if any) is renamed aside, the copy renamed into place and the
+    previous one removed; on failure the previous tree is put back. Between the two renames
+    ``out`` is briefly absent: POSIX cannot swap a non-empty directory atomically. Returns the
+    bytes of the files installed."""
+    src, out = Path(src), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    aside = None
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual directory mode
+        if out.exists() or out.is_symlink():
+            aside = tmp.with_name(tmp.name[:-len(".tmp")] + ".old")
+            os.replace(out, aside)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if aside is not None:
+                os.replace(aside, out)
+                aside = None
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            (shutil.rmtree(aside, ignore_errors=True) if aside.is_dir() and not aside.is_symlink()
+             else aside.unlink(missing_ok=True))
+    return sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

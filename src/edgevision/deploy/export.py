@@ -138,7 +138,7 @@ def export(model: nn.Module, out: str | os.PathLike, fmt: str | None = None,
         art = target.build(deploy, example, onnx_path, Path(tmpdir))
         report = ExportReport(out, fmt, target.NAME, "fp32", resolution, opset)
         if verify and hasattr(target, "verify"):  # a runtime that cannot run here checks otherwise
-            target.verify(report, model, art, inputs, atol)
+            target.verify(report, model, art, inputs, atol, deploy=deploy)
         elif verify:
             _verify(report, model, target.session(art, precision="fp32"), inputs, atol)
         if hasattr(target, "notes"):

@@ -39,6 +39,7 @@ class QuantReport:
     held_out: int = 0
     accuracy_control: str = ""  # with max_drop: what NNCF reverted to float
     float_nodes: list = field(default_factory=list)  # with max_drop: the reverted node names
+    notes: list = field(default_factory=list)  # what the target reports of the artifact (delegation...)
 
     def summary(self) -> str:
         sp = ""
@@ -49,8 +50,10 @@ class QuantReport:
         return (f"{self.path}: {self.runtime} {self.precision}; size 1/{self.size_ratio:.2f}; "
                 f"{sp}top-1 agreement {self.top1_agreement:.2f}% and "
                 f"mean logit drift {self.logit_drift:.4f} on {self.held_out} held-out images; "
-                f"calibrated on {self.calib_images} images"
-                + (f"; accuracy control: {self.accuracy_control}" if self.accuracy_control else ""))
+                + (f"calibrated on {self.calib_images} images" if self.calib_images else
+                   "weights only (no activation calibration)")
+                + (f"; accuracy control: {self.accuracy_control}" if self.accuracy_control else "")
+                + "".join(f"\n  {n}" for n in self.notes))
 
     def to_json(self) -> dict:
         """Plain JSON types; batch sizes become string keys, NaN figures None."""
@@ -62,7 +65,7 @@ class QuantReport:
                 "latency_ms": {str(b): list(v) for b, v in self.latency_ms.items()},
                 "top1_agreement": num(self.top1_agreement), "logit_drift": num(self.logit_drift),
                 "held_out": self.held_out, "accuracy_control": self.accuracy_control,
-                "float_nodes": list(self.float_nodes)}
+                "float_nodes": list(self.float_nodes), "notes": list(self.notes)}
 
     @classmethod
     def from_json(cls, d: dict) -> "QuantReport":
@@ -73,7 +76,7 @@ class QuantReport:
                    latency_ms={int(b): tuple(v) for b, v in d.get("latency_ms", {}).items()},
                    top1_agreement=num(d.get("top1_agreement")), logit_drift=num(d.get("logit_drift")),
                    held_out=d.get("held_out", 0), accuracy_control=d.get("accuracy_control", ""),
-                   float_nodes=list(d.get("float_nodes", [])))
+                   float_nodes=list(d.get("float_nodes", [])), notes=list(d.get("notes", [])))
 
 
 @dataclass
@@ -146,7 +149,8 @@ def quantize(source, out: str | os.PathLike, recipe: QuantRecipe = QuantRecipe()
         src = _torch_source(source, resolution)
     out = Path(out)
     target.check_output(out)
-    x_cal = calibration_images(recipe.calib, src.cfg, src.resolution, recipe.images)
+    calibrates = getattr(target, "CALIBRATES", True)  # False: weight-only INT8 (Core ML)
+    x_cal = calibration_images(recipe.calib, src.cfg, src.resolution, recipe.images if calibrates else 1)
     with tempfile.TemporaryDirectory(prefix="edgevision-quant-") as d:
         tmp = Path(d) / f"model{target.SUFFIX}"
         val = labels = None
@@ -154,9 +158,13 @@ def quantize(source, out: str | os.PathLike, recipe: QuantRecipe = QuantRecipe()
             val = calibration_images(recipe.calib, src.cfg, src.resolution, recipe.val_images, split="val")
             labels = np.array([src.reference(val[i:i + 1]).argmax(1)[0] for i in range(len(val))])
         control, reverted = target.int8(src.int8_input, tmp, x_cal, recipe, val, labels)
-        qs = target.session(tmp, threads, precision="int8")
-        report = QuantReport(out, recipe.runtime, qs.precision, len(x_cal), float("nan"),
-                             accuracy_control=control, float_nodes=list(reverted))
+        notes = target.notes(tmp) if hasattr(target, "notes") else []
+        if getattr(target, "RUNS_HERE", True):
+            qs = target.session(tmp, threads, precision="int8")
+        else:  # measured through the target's stand-in for what the device computes
+            qs = target.proxy_session(src.int8_input, "int8", recipe, threads)
+        report = QuantReport(out, recipe.runtime, qs.precision, len(x_cal) if calibrates else 0, float("nan"),
+                             accuracy_control=control, float_nodes=list(reverted), notes=notes)
         _agreement(report, src, qs, calibration_images(recipe.calib, src.cfg, src.resolution,
                                                        recipe.held_out, split="test"))
         report.size_ratio = src.fp32_bytes / target.install(tmp, out)

@@ -40,10 +40,12 @@ class QuantRecipe:
     runtime: str = _opt("onnxruntime", "runtime of the INT8 model", choices=tuple(TARGETS))
     per_channel: bool = _opt(True, "per-tensor weights (default per-channel)", flag="--per-tensor")
     keep_first_last: bool = _opt(False, "stem conv and classifier in fp32")
-    exclude_ops: tuple[str, ...] = _opt((), "op types kept in fp32, e.g. Softmax")
-    method: str = _opt("minmax", "activation ranges: minmax (global, both runtimes), percentile (both), "
-                       "entropy (onnxruntime), histogram or nncf (openvino; NNCF's built-in ranges)",
-                       choices=METHODS)
+    exclude_ops: tuple[str, ...] = _opt((), "kept in float: ONNX op types for onnxruntime/openvino (e.g. "
+                                        "Softmax); module class names for executorch/litert (e.g. "
+                                        "Hardswish); conv/linear for coreml")
+    method: str = _opt("minmax", "activation ranges: minmax (global, every runtime), percentile "
+                       "(onnxruntime, openvino), entropy (onnxruntime), histogram (openvino, executorch, "
+                       "litert), nncf (openvino; NNCF's built-in ranges)", choices=METHODS)
     transformer: bool = _opt(False, "NNCF transformer preset (attention models)")
     preset: str = _opt("performance", "openvino: NNCF preset (mixed: asymmetric activations)",
                        choices=PRESETS)
@@ -51,8 +53,9 @@ class QuantRecipe:
                                   "layers to float until top-1 agreement with fp32 on validation images "
                                   "drops by at most this fraction (e.g. 0.01)")
     val_images: int = _opt(300, "validation images for --max-drop")
-    float_nodes: tuple[str, ...] = _opt((), "graph node names kept in float (e.g. the list --max-drop "
-                                        "printed)")
+    float_nodes: tuple[str, ...] = _opt((), "kept in float: graph node names for onnxruntime/openvino "
+                                        "(e.g. the list --max-drop printed); module names "
+                                        "(named_modules()) for executorch/litert/coreml")
     quantize_se: bool = _opt(False, "openvino: quantize the squeeze-excite FCs as well (NNCF keeps them "
                              "in float; faster MobileNetV3 at batch 1, slower EfficientNet - "
                              "docs/deploy.md)")

@@ -30,10 +30,14 @@ import os
 
 from ...errors import ConfigError
 from ..session import Session
+from . import coreml as _coreml
+from . import executorch as _executorch
+from . import litert as _litert
 from . import onnxruntime as _onnxruntime
 from . import openvino as _openvino
 
-TARGETS = {"onnxruntime": _onnxruntime, "openvino": _openvino}
+TARGETS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "executorch": _executorch,
+           "litert": _litert, "coreml": _coreml}
 
 
 def get_target(name: str):
