@@ -12,7 +12,7 @@ tf_efficientnet_lite0 98.6 % (926 s), mobilenetv4_conv_small 92.0 % (289 s), eff
 98.9 % (495 s), repvit_m1_1 98.3 % (672 s); convnext_atto 84.0 % (30 epochs, 1107 s).
 ConvNeXt needs the longer schedule: short runs stay near chance (loss 2.41-2.50, ln 12 = 2.48;
 3 epochs at AdamW 1e-3: 13-14 % with or without zero init; without it, 2 epochs at 2e-3: 11 %,
-3 epochs at 3e-4: 13 %), which earlier sessions took for "does not train"; 30 epochs at 1e-3
+3 epochs at 3e-4: 13 %), which looks like "does not train"; 30 epochs at 1e-3
 without zero init (the recipe below; zero init was not tried at that length) give 10 % after 1
 epoch, 50 % after 8, 78 % after 20, 84 % after 30.
 
