@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ import edgevision as ev
 from edgevision.bench.speed import add_speed, compare_speed
 from edgevision.cli import main
 from edgevision.deploy.export import export
-from edgevision.deploy.quantize import QuantRecipe, QuantReport, QuantizeError, quantize
+from edgevision.deploy.quantize import QuantRecipe, QuantReport, QuantizeError, fill_agreement, quantize
 from edgevision.errors import ConfigError
 
 from conftest import randomize_bn
@@ -250,7 +251,8 @@ def test_recipe_options_keep_the_cli_names():
 def test_quant_report_json_round_trip(tmp_path):
     r = QuantReport(tmp_path / "q.xml", "openvino", "int8 (other ops fp32)", 8, 3.5,
                     speedup={1: 1.5, 16: 2.25}, latency_ms={1: (3.0, 2.0), 16: (36.0, 16.0)},
-                    top1_agreement=99.5, logit_drift=0.01, held_out=200,
+                    top1_agreement=99.5, logit_drift=0.01, held_out=200, confident_agreement=100.0,
+                    confident=150, top5_contains=100.0, notes=["XNNPACK: 10 of 10 ops delegated"],
                     accuracy_control="2 of 50 quantized ops reverted to float", float_nodes=["a", "b"])
     back = QuantReport.from_json(json.loads(json.dumps(r.to_json())))
     assert back == r and back.summary() == r.summary() and "bs16 2.25x" in r.summary()
@@ -259,6 +261,23 @@ def test_quant_report_json_round_trip(tmp_path):
     again = QuantReport.from_json(json.loads(text))
     assert math.isnan(again.top1_agreement) and again.speedup == {} and again.path == bare.path
     assert "speed" not in bare.summary()
+
+
+def test_agreement_figures_overall_confident_and_top5(tmp_path):
+    """Four images: two where fp32 is confident (one kept, one flipped to INT8's second choice),
+    two ambiguous (one kept, one flipped to a class outside INT8's top 5)."""
+    ref = np.full((4, 8), 0.0, np.float32)
+    ref[0, 1] = ref[1, 2] = 5.0  # confident: p(top-1) ~ 0.95
+    ref[2, 3] = ref[3, 4] = 0.1  # ambiguous: p ~ 0.14
+    got = ref.copy()
+    got[1, 5] = 6.0  # flipped, fp32's class still second
+    got[3] = np.arange(8, dtype=np.float32)[::-1] * 0.01  # INT8's top 5 is 0..4 ...
+    got[3, 4] = -1.0  # ... without fp32's class 4
+    r = QuantReport(tmp_path / "q.onnx", "onnxruntime", "int8", 4, 3.9)
+    fill_agreement(r, ref, got)
+    assert (r.top1_agreement, r.confident, r.confident_agreement, r.top5_contains, r.held_out) == \
+        (50.0, 2, 50.0, 75.0, 4)
+    assert "(50.00% on the 2 where fp32 is confident), fp32 top-1 in INT8 top-5 75.00%" in r.summary()
 
 
 def test_compare_speed_times_a_fixed_batch_export_at_batch_1_only(tmp_path):

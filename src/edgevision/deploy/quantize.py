@@ -22,7 +22,9 @@ from .export import read_metadata
 from .recipe import QuantRecipe
 from .targets import TARGETS, get_target
 
-__all__ = ["QuantReport", "QuantRecipe", "QuantizeError", "calibration_images", "quantize"]
+CONFIDENT = 0.5  # fp32 top-1 probability above which an image counts as one fp32 is confident about
+
+__all__ = ["QuantReport", "fill_agreement", "QuantRecipe", "QuantizeError", "calibration_images", "quantize"]
 
 
 @dataclass
@@ -37,6 +39,11 @@ class QuantReport:
     top1_agreement: float = float("nan")  # % of held-out images with the same fp32/quantized argmax
     logit_drift: float = float("nan")  # mean |fp32 - quantized| logit difference
     held_out: int = 0
+    # the same agreement on the held-out images where fp32 is confident (top-1 probability >=
+    # CONFIDENT), and how many those are: ambiguous images flip under small logit noise
+    confident_agreement: float = float("nan")
+    confident: int = 0
+    top5_contains: float = float("nan")  # % of held-out images whose fp32 top-1 is in the INT8 top-5
     accuracy_control: str = ""  # with max_drop: what NNCF reverted to float
     float_nodes: list = field(default_factory=list)  # with max_drop: the reverted node names
     notes: list = field(default_factory=list)  # what the target reports of the artifact (delegation...)
@@ -47,8 +54,11 @@ class QuantReport:
             sp = "speed vs onnxruntime fp32: " + ", ".join(
                 f"bs{b} {v:.2f}x ({self.latency_ms[b][0]:.2f} -> {self.latency_ms[b][1]:.2f} ms)"
                 for b, v in self.speedup.items()) + "; "
+        conf = (f" ({self.confident_agreement:.2f}% on the {self.confident} where fp32 is confident)"
+                if self.confident else "")
+        top5 = "" if math.isnan(self.top5_contains) else f", fp32 top-1 in INT8 top-5 {self.top5_contains:.2f}%"
         return (f"{self.path}: {self.runtime} {self.precision}; size 1/{self.size_ratio:.2f}; "
-                f"{sp}top-1 agreement {self.top1_agreement:.2f}% and "
+                f"{sp}top-1 agreement {self.top1_agreement:.2f}%{conf}{top5} and "
                 f"mean logit drift {self.logit_drift:.4f} on {self.held_out} held-out images; "
                 + (f"calibrated on {self.calib_images} images" if self.calib_images else
                    "weights only (no activation calibration)")
@@ -64,7 +74,9 @@ class QuantReport:
                 "speedup": {str(b): v for b, v in self.speedup.items()},
                 "latency_ms": {str(b): list(v) for b, v in self.latency_ms.items()},
                 "top1_agreement": num(self.top1_agreement), "logit_drift": num(self.logit_drift),
-                "held_out": self.held_out, "accuracy_control": self.accuracy_control,
+                "held_out": self.held_out, "confident_agreement": num(self.confident_agreement),
+                "confident": self.confident, "top5_contains": num(self.top5_contains),
+                "accuracy_control": self.accuracy_control,
                 "float_nodes": list(self.float_nodes), "notes": list(self.notes)}
 
     @classmethod
@@ -75,7 +87,9 @@ class QuantReport:
                    speedup={int(b): v for b, v in d.get("speedup", {}).items()},
                    latency_ms={int(b): tuple(v) for b, v in d.get("latency_ms", {}).items()},
                    top1_agreement=num(d.get("top1_agreement")), logit_drift=num(d.get("logit_drift")),
-                   held_out=d.get("held_out", 0), accuracy_control=d.get("accuracy_control", ""),
+                   held_out=d.get("held_out", 0), confident_agreement=num(d.get("confident_agreement")),
+                   confident=d.get("confident", 0), top5_contains=num(d.get("top5_contains")),
+                   accuracy_control=d.get("accuracy_control", ""),
                    float_nodes=list(d.get("float_nodes", [])), notes=list(d.get("notes", [])))
 
 
@@ -175,9 +189,24 @@ def quantize(source, out: str | os.PathLike, recipe: QuantRecipe = QuantRecipe()
 
 
 def _agreement(report: QuantReport, src: _Source, qs, x_eval: np.ndarray) -> None:
-    """Top-1 agreement and mean logit drift of the quantized session against the fp32 reference."""
+    """Top-1 agreement (overall and where fp32 is confident), top-5 containment and mean logit
+    drift of the quantized session against the fp32 reference."""
     ref = np.concatenate([src.reference(x_eval[i:i + 1]) for i in range(len(x_eval))])
     got = np.concatenate([qs(x_eval[i:i + 1]) for i in range(len(x_eval))])
-    report.top1_agreement = float((ref.argmax(1) == got.argmax(1)).mean() * 100)
+    fill_agreement(report, ref, got)
+
+
+def fill_agreement(report: QuantReport, ref: np.ndarray, got: np.ndarray) -> None:
+    """Fill ``report``'s agreement figures from fp32 logits ``ref`` and quantized logits ``got``."""
+    same = ref.argmax(1) == got.argmax(1)
+    shifted = ref - ref.max(1, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    confident = prob.max(1) >= CONFIDENT
+    k = min(5, ref.shape[1])
+    top5 = np.argsort(-got, axis=1)[:, :k]
+    report.top1_agreement = float(same.mean() * 100)
+    report.confident = int(confident.sum())
+    report.confident_agreement = float(same[confident].mean() * 100) if confident.any() else float("nan")
+    report.top5_contains = float((top5 == ref.argmax(1)[:, None]).any(1).mean() * 100)
     report.logit_drift = float(np.abs(ref - got).mean())
-    report.held_out = len(x_eval)
+    report.held_out = len(ref)
