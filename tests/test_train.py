@@ -168,6 +168,8 @@ def test_cli_train_and_eval(tmp_path):
                         "--val-size", "24", "--resolution", "32", "--workers", "0"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    # output that is not a terminal gets one line per epoch, no progress-bar fragments
+    assert "\r" not in r.stdout + r.stderr and "epoch 1/1: train loss" in r.stdout
     r = subprocess.run([sys.executable, "-m", "edgevision", "eval", "--model", "mobilenetv3_small_075",
                         "--weights", str(out / "best.safetensors"), "--resolution", "32", "--val-size", "24",
                         "--confusion", str(tmp_path / "cm.png")], capture_output=True, text=True, timeout=600)

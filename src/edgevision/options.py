@@ -7,7 +7,10 @@ A field is exposed as an option when its metadata has a "help" line::
 Other metadata keys: "flag" (the option's name(s) when they differ from ``--field-name``, a string
 or a tuple such as ``("-b", "--batch-size")``), "choices", "metavar", "nargs" (for tuples and
 lists; a fixed-length ``tuple[int, int]`` takes 2 values without it), "hidden" (accepted but not
-listed in --help) and "prefix" (for a nested config, see below).
+listed in --help), "prefix" (for a nested config, see below), "min" / "above" (the value, or each
+value of a tuple, must be >= min / > above: checked by argparse on the command line and by
+``bounds_problem`` in the config's ``__post_init__``), and "type" / "const" (an option whose value
+is optional: ``nargs="?"`` stores "const" when the flag comes alone).
 
 The argparse type comes from the annotation: int, float, str and ``X | None``; a bool that defaults
 to False is a switch (``store_true``), a bool that defaults to True is exposed negated, as
@@ -25,7 +28,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +112,70 @@ def _help(f: dataclasses.Field, shows_default: bool) -> str:
     return text
 
 
+def bound_problem(value, minimum=None, above=None) -> str | None:
+    """What is wrong with ``value`` for the bounds (None if nothing)."""
+    if minimum is not None and value < minimum:
+        return f"must be at least {minimum:g}, got {value:g}"
+    if above is not None and not value > above:
+        return f"must be greater than {above:g}, got {value:g}"
+    return None
+
+
+def bounded(base: Callable, minimum=None, above=None) -> Callable:
+    """An argparse ``type``: ``base`` (int or float) with the value checked against the bounds."""
+    def convert(text: str):
+        try:
+            value = base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if base is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        problem = bound_problem(value, minimum, above)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    convert.__name__ = base.__name__
+    return convert
+
+
+COUNT = bounded(int, minimum=1)  # a number of things: epochs, images, top-k, ...
+POSITIVE = bounded(float, above=0)  # a rate or a time
+NONNEG = bounded(float, minimum=0)  # a rate where 0 means off
+
+
+class ResolutionAction(argparse.Action):
+    """``--resolution H [W]``: one number is a square; stores the pair (H, W)."""
+
+    def __init__(self, option_strings, dest, nargs=None, type=None, metavar=None, **kwargs):
+        super().__init__(option_strings, dest, nargs="+", type=COUNT, metavar=("H", "W"), **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > 2:
+            parser.error(f"argument {option_string}: give H, or H W (got {len(values)} numbers)")
+        setattr(namespace, self.dest, (values[0], values[-1]))
+
+
+def add_resolution(parser, help: str) -> None:
+    """The ``--resolution H [W]`` option every verb spells the same way."""
+    parser.add_argument("--resolution", action=ResolutionAction, help=help)
+
+
+def bounds_problem(obj, prefix: str = "") -> str | None:
+    """The first field of the dataclass ``obj`` outside its "min"/"above" bounds, as a message
+    naming its command-line flag (None if every field is within bounds); the config's
+    ``__post_init__`` raises it as a ConfigError."""
+    for o in _options(type(obj), prefix):
+        md = o.field.metadata
+        if "min" not in md and "above" not in md:
+            continue
+        value = getattr(obj, o.field.name)
+        for v in (value if isinstance(value, (tuple, list)) else (value,)):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                problem = bound_problem(v, md.get("min"), md.get("above"))
+                if problem:
+                    return f"{o.flags[-1]} {problem}"
+    return None
+
+
 def _sub_prefix(o: _Option, prefix: str) -> str:
     own = o.field.metadata.get("prefix", o.field.name)
     return f"{prefix}_{own}" if prefix else own
@@ -132,8 +199,11 @@ def add_options(parser, cls, prefix: str = "", skip: Iterable[str] = (),
                 add_options(group, o.argtype, prefix=_sub_prefix(o, prefix))
             continue
         kwargs = dict(dest=o.dest, help=_help(f, True))
-        if o.argtype is not str:  # argparse keeps strings as they are
-            kwargs["type"] = o.argtype
+        argtype = f.metadata.get("type", o.argtype)
+        if "min" in f.metadata or "above" in f.metadata:
+            argtype = bounded(argtype, f.metadata.get("min"), f.metadata.get("above"))
+        if argtype is not str:  # argparse keeps strings as they are
+            kwargs["type"] = argtype
         default = _default(f)
         if default is dataclasses.MISSING:
             kwargs["required"] = True
@@ -141,6 +211,10 @@ def add_options(parser, cls, prefix: str = "", skip: Iterable[str] = (),
             kwargs["default"] = default
         if o.nargs is not None:
             kwargs["nargs"] = o.nargs
+        if "action" in f.metadata:
+            kwargs["action"] = f.metadata["action"]
+        if "const" in f.metadata:
+            kwargs["const"] = f.metadata["const"]
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         if "metavar" in f.metadata:

@@ -1,21 +1,41 @@
-"""Classify images with trained or imported weights, using the weights' own preprocessing."""
+"""Classify images with trained or imported weights, or with an exported artifact, using the
+preprocessing stored with them.
+
+``predict(inputs, weights, model_name=None, topk=5)`` takes image files, folders and glob
+patterns. ``weights`` is a weight file (.safetensors, .pth: run in PyTorch on ``device``) or an
+exported artifact (.onnx, OpenVINO .xml, ExecuTorch .pte, LiteRT .tflite: run in its runtime with
+the preprocessing the export stored). Every result names the runtime and the precision that ran.
+"""
 from __future__ import annotations
 
+import glob
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import EdgeVisionError
+from .errors import ConfigError, EdgeVisionError
 from .images import preprocess
 from .weights import create_with_weights
 from .weights.io import read_state_dict
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm")
+# artifact suffix -> the runtime that runs it by default
+ARTIFACT_RUNTIMES = {".onnx": "onnxruntime", ".xml": "openvino", ".pte": "executorch",
+                     ".tflite": "litert", ".mlpackage": "coreml"}
+
 
 def imagenet_classes() -> list[str]:
     return resources.files("edgevision").joinpath("data/imagenet_classes.txt").read_text().splitlines()
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    return imagenet_classes() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
 
 
 def class_names(weights: str, num_classes: int) -> list[str]:
@@ -24,9 +44,7 @@ def class_names(weights: str, num_classes: int) -> list[str]:
         names = json.loads(meta["classes"])
         if len(names) == num_classes:
             return names
-    if num_classes == 1000:
-        return imagenet_classes()
-    return [f"class {i}" for i in range(num_classes)]
+    return default_class_names(num_classes)
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -41,17 +59,125 @@ def load_image(path: str | Path) -> Image.Image:
         raise EdgeVisionError(f"cannot read image {str(p)!r}: {e}") from None
 
 
-@torch.no_grad()
-def predict(images: list[str], model_name: str, weights: str, topk: int = 5) -> list[dict]:
-    model = create_with_weights(model_name, weights)
-    names = class_names(weights, model.num_classes)
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Image paths from files, folders (their images, sorted, not recursive) and glob patterns."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise EdgeVisionError(f"folder {item!r} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        elif p.exists() or not glob.has_magic(item):
+            out.append(p)  # a missing file is reported by load_image, in order
+        else:
+            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+            if not found:
+                raise EdgeVisionError(f"no file matches {item!r}")
+            out += found
+    return out
+
+
+@dataclass
+class Classifier:
+    """One way to run a model on preprocessed images: ``run`` maps a (1, C, H, W) float32 array
+    to logits."""
+
+    model: str
+    input_config: object  # InputConfig
+    size: tuple[int, int]
+    run: Callable[[np.ndarray], np.ndarray]
+    classes: list[str]
+    runtime: str
+    precision: str
+
+
+def _torch_classifier(weights: str, model_name: str | None, device: str) -> Classifier:
+    from .train.device import resolve_device
+    _, meta = read_state_dict(weights)
+    name = model_name or meta.get("model")
+    if not name:
+        raise ConfigError(f"{weights!r} does not record which model it belongs to; pass --model NAME")
+    dev = resolve_device(device)
+    model = create_with_weights(name, weights).to(dev)
     cfg = model.input_config
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x).to(dev)).float().cpu().numpy()
+    return Classifier(name, cfg, tuple(cfg.input_size[1:]), run, class_names(weights, model.num_classes),
+                      f"pytorch ({dev})", "fp32")
+
+
+def _artifact_classifier(path: str, model_name: str | None, runtime: str | None, threads: int,
+                         precision: str | None) -> Classifier:
+    from .deploy.export import read_metadata
+    from .deploy.targets import get_target
+    p = Path(path)
+    runtime = runtime or ARTIFACT_RUNTIMES[p.suffix.lower()]
+    target = get_target(runtime)
+    if not getattr(target, "RUNS_HERE", True):
+        raise ConfigError(f"{path!r} is a Core ML package: Core ML runs only on macOS/iOS, so it cannot "
+                          f"be run here; predict with the .onnx, .xml, .pte or .tflite export instead")
+    if not p.exists():
+        raise EdgeVisionError(f"model file {path!r} does not exist")
+    meta = read_metadata(p)
+    if not meta:
+        raise ConfigError(f"{path!r} carries no edgevision metadata (model, preprocessing); export it "
+                          f"with `edgevision export`, which stores them")
+    if model_name and meta["model"] and model_name != meta["model"]:
+        raise ConfigError(f"{path!r} was exported from {meta['model']!r}, not {model_name!r}; "
+                          f"drop --model or pass the matching one")
+    sess = target.session(p, threads, precision or _stored_precision(p))
+    return Classifier(meta["model"] or model_name or p.stem, meta["input_config"], tuple(meta["resolution"]),
+                      sess, list(meta.get("classes") or []), sess.runtime, sess.precision)
+
+
+def _stored_precision(path: Path) -> str:
+    """"int8" for a quantized ONNX (QDQ) or OpenVINO (FakeQuantize) graph, else "fp32" (the
+    export metadata does not record the precision)."""
+    if path.suffix == ".onnx":
+        import onnx
+        graph = onnx.load(str(path), load_external_data=False).graph
+        quantized = any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in graph.node)
+    elif path.suffix == ".xml":
+        quantized = "FakeQuantize" in path.read_text(errors="replace")
+    else:  # .pte / .tflite: the session reads back what it can
+        quantized = False
+    return "int8" if quantized else "fp32"
+
+
+def open_classifier(weights: str, model_name: str | None = None, device: str = "auto",
+                    runtime: str | None = None, threads: int = 0, precision: str | None = None) -> Classifier:
+    """The model in ``weights``: an exported artifact (by its suffix) runs in ``runtime``
+    (default: the artifact's own), a weight file in PyTorch on ``device``."""
+    if Path(weights).suffix.lower() in ARTIFACT_RUNTIMES:
+        return _artifact_classifier(weights, model_name, runtime, threads, precision)
+    if runtime is not None:
+        raise ConfigError(f"--runtime applies to exported models (.onnx, .xml, .pte, .tflite); "
+                          f"{weights!r} is a weight file, which runs in PyTorch (choose with --device)")
+    return _torch_classifier(weights, model_name, device)
+
+
+def predict(images: list[str], model_name: str | None, weights: str, topk: int = 5,
+            device: str = "auto", runtime: str | None = None, threads: int = 0,
+            precision: str | None = None) -> list[dict]:
+    """Top-``topk`` classes of every image; each result also names the model, runtime and
+    precision that produced it."""
+    if topk < 1:
+        raise ConfigError(f"--topk must be at least 1, got {topk}")
+    paths = expand_inputs(images)
+    clf = open_classifier(weights, model_name, device, runtime, threads, precision)
     out = []
-    for path in images:
-        x = preprocess(load_image(path), cfg).unsqueeze(0)
-        probs = model(x).softmax(-1)[0]
-        k = min(topk, probs.numel())
-        p, idx = probs.topk(k)
-        out.append({"image": str(path), "top": [{"class": names[i], "index": int(i), "prob": float(v)}
-                                                 for v, i in zip(p.tolist(), idx.tolist())]})
+    for path in paths:
+        x = preprocess(load_image(path), clf.input_config, clf.size).unsqueeze(0).numpy()
+        logits = torch.from_numpy(np.asarray(clf.run(x), dtype=np.float32)).reshape(1, -1)
+        probs = logits.softmax(-1)[0]
+        names = clf.classes or default_class_names(probs.numel())
+        p, idx = probs.topk(min(topk, probs.numel()))
+        out.append({"image": str(path), "model": clf.model, "runtime": clf.runtime,
+                    "precision": clf.precision,
+                    "top": [{"class": names[i], "index": int(i), "prob": float(v)}
+                            for v, i in zip(p.tolist(), idx.tolist())]})
     return out

@@ -8,7 +8,6 @@ architecture is the same. Reference figures (parameter count, MACs, published to
 from __future__ import annotations
 
 import csv
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,6 +17,7 @@ from typing import Any, Callable
 from .errors import UnknownModelError
 from .models import VARIANTS
 from .models.variant import IMAGENET_INCEPTION, InputConfig, Variant
+from .text import did_you_mean
 
 __all__ = ["IMAGENET_INCEPTION", "InputConfig", "ModelEntry", "register", "get_entry", "list_models",
            "list_families", "reference_figures"]
@@ -91,10 +91,8 @@ def get_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY.keys(), n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}.{hint} Run `edgevision models` to list all "
+            f"unknown model {name!r}.{did_you_mean(str(name), _REGISTRY)} Run `edgevision models` to list all "
             f"{len(_REGISTRY)} models.") from None
 
 
@@ -105,9 +103,7 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
     if family is not None:
         fams = list_families()
         if family not in fams:
-            close = difflib.get_close_matches(family, fams, n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise UnknownModelError(f"unknown family {family!r}.{hint} Families: {', '.join(fams)}")
+            raise UnknownModelError(f"unknown family {family!r}.{did_you_mean(family, fams, 3)} Families: {', '.join(fams)}")
         names = [n for n in names if _REGISTRY[n].family == family]
     if pattern:
         pat = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"

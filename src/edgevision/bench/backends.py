@@ -16,10 +16,15 @@ import torch
 
 from ..errors import ConfigError, EdgeVisionError
 
-BACKENDS = ("torch", "torch-cl", "compile", "ort", "ort-int8", "openvino", "openvino-bf16",
-            "openvino-int8", "openvino-int8-bf16", "executorch", "executorch-int8", "litert", "litert-int8")
+BACKENDS = ("torch", "torch-cl", "compile", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16",
+            "openvino-int8", "openvino-int8-bf16", "executorch", "executorch-int8", "litert", "litert-int8",
+            "ort", "ort-int8")
+# the runtime's own name (as `quantize --runtime` and `predict --runtime` spell it) is the backend's
+ALIASES = {"ort": "onnxruntime", "ort-int8": "onnxruntime-int8"}
+TORCH_BACKENDS = ("torch", "torch-cl", "compile")
 _MOBILE = "-e '.[mobile]'"
 _NEEDS = {"ort": ("onnxruntime", "onnxruntime"), "ort-int8": ("onnxruntime", "onnxruntime"),
+          "onnxruntime": ("onnxruntime", "onnxruntime"), "onnxruntime-int8": ("onnxruntime", "onnxruntime"),
           "openvino": ("openvino", "openvino"), "openvino-bf16": ("openvino", "openvino"),
           "openvino-int8": ("nncf", "openvino nncf"), "openvino-int8-bf16": ("nncf", "openvino nncf"),
           "executorch": ("executorch", _MOBILE), "executorch-int8": ("executorch", _MOBILE),
@@ -41,7 +46,9 @@ def check_backend(name: str) -> None:
         raise ConfigError("Core ML models run only on macOS/iOS, so edgevision gives them no latency "
                           "here; `edgevision export NAME --format coreml` converts and checks one")
     if name not in BACKENDS:
-        raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+        from ..text import did_you_mean
+        raise ConfigError(f"unknown backend {name!r}.{did_you_mean(name, BACKENDS, 3)} Choose from "
+                          f"{', '.join(b for b in BACKENDS if b not in ALIASES)} (ort = onnxruntime)")
     if name in _NEEDS:
         mod, pip = _NEEDS[name]
         try:
@@ -65,26 +72,16 @@ def _weights_tag(model) -> str:
     return h.hexdigest()[:10]
 
 
-def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], threads: int) -> Runner:
-    """A zero-argument callable running ``model`` on a (batch, C, H, W) input with ``backend``."""
+def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], threads: int,
+                device: torch.device | str = "cpu") -> Runner:
+    """A zero-argument callable running ``model`` on a (batch, C, H, W) input with ``backend``
+    (the torch backends on ``device``; the others on the CPU)."""
     check_backend(backend)
     c = model.input_config.input_size[0]
     x = torch.randn(batch, c, *resolution)
-    if backend in ("torch", "torch-cl", "compile"):
-        import copy
-        m = copy.deepcopy(model).eval()
-        m.channels_last = backend == "torch-cl" or (backend == "compile" and model.channels_last)
-        m = m.to(memory_format=torch.channels_last if m.channels_last else torch.contiguous_format)
-        if backend == "compile":
-            m = torch.compile(m)
-        with torch.inference_mode():
-            m(x)  # compile / warm caches
-
-        def run():
-            with torch.inference_mode():
-                return m(x)
-        layout = "NHWC" if getattr(m, "channels_last", False) else "NCHW"
-        return Runner(backend, "fp32", run, f"eager {layout}" if backend != "compile" else "torch.compile")
+    if backend in TORCH_BACKENDS:
+        return _torch_runner(model, backend, x, torch.device(device))
+    backend = ALIASES.get(backend, backend)
     from ..deploy.export import export
     from ..deploy.targets import open_session
     name = getattr(model, "model_name", "model")
@@ -95,18 +92,42 @@ def make_runner(model, backend: str, batch: int, resolution: tuple[int, int], th
     if not fp32.exists():
         export(model, fp32, resolution=resolution, dynamic_batch=True)
     xn = x.numpy()
-    if backend == "ort":
+    if backend == "onnxruntime":
         sess = open_session(fp32, "onnxruntime", threads)
     elif backend in ("openvino", "openvino-bf16"):
         sess = open_session(fp32, "openvino", threads, "bf16" if backend.endswith("bf16") else "fp32")
     else:
         from ..deploy.quantize import QuantRecipe, quantize
-        rt = "onnxruntime" if backend == "ort-int8" else "openvino"
+        rt = "onnxruntime" if backend == "onnxruntime-int8" else "openvino"
         q = artifact_dir() / (f"{tag}-int8.onnx" if rt == "onnxruntime" else f"{tag}-int8.xml")
         if not q.exists():
             quantize(fp32, q, QuantRecipe(runtime=rt, images=32, held_out=8))
         sess = open_session(q, rt, threads, precision="int8-bf16" if backend.endswith("bf16") else "int8")
     return Runner(backend, sess.precision, lambda: sess(xn), f"{sess.runtime}")
+
+
+def _torch_runner(model, backend: str, x: torch.Tensor, device: torch.device) -> Runner:
+    """Eager (NCHW or NHWC) or compiled PyTorch on ``device``; a GPU is synchronised after each
+    call so the time covers the work, not its launch."""
+    import copy
+    m = copy.deepcopy(model).eval()
+    m.channels_last = backend == "torch-cl" or (backend == "compile" and model.channels_last)
+    m = m.to(device, memory_format=torch.channels_last if m.channels_last else torch.contiguous_format)
+    x = x.to(device)
+    if backend == "compile":
+        m = torch.compile(m)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        m(x)  # compile / warm caches
+
+    def run():
+        with torch.inference_mode():
+            out = m(x)
+        sync()
+        return out
+    layout = "NHWC" if getattr(m, "channels_last", False) else "NCHW"
+    where = "" if device.type == "cpu" else f" {device}"
+    return Runner(backend, "fp32", run, (f"eager {layout}" if backend != "compile" else "torch.compile") + where)
 
 
 def _phone_runner(model, backend: str, batch: int, resolution, threads: int, tag: str) -> Runner:

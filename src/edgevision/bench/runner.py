@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from ..factory import count_params, create_model
 from ..files import atomic_write
 from ..registry import get_entry
 from ..text import table
-from .backends import check_backend, current_rss_mb, make_runner
+from .backends import TORCH_BACKENDS, check_backend, current_rss_mb, make_runner
 from .latency import cpu_description, cpu_flags, measure_latency
 
 
@@ -116,12 +117,17 @@ class _PeakSampler:
 
 def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution: int | None = None,
               threads: int = 0, use_cache: bool = True, progress: bool = True,
-              budget_s: float = 2.0, weights: dict[str, str] | None = None) -> list[BenchResult]:
-    """Measure every (model, backend); cached results are reused for the same machine/settings."""
+              budget_s: float = 2.0, weights: dict[str, str] | None = None,
+              device: str = "cpu") -> list[BenchResult]:
+    """Measure every (model, backend); cached results are reused for the same machine/settings.
+    ``resolution`` is one side (square) or (H, W); the torch backends run on ``device``
+    (auto, cpu, cuda, cuda:N), the others on the CPU."""
+    from ..train.device import resolve_device
     for b in backends:
         check_backend(b)
     if batch < 1:
-        raise ConfigError("--bs must be >= 1")
+        raise ConfigError("--batch-size must be at least 1")
+    dev = resolve_device(device)
     entries = [get_entry(m) for m in models]
     if threads:
         torch.set_num_threads(threads)
@@ -131,16 +137,18 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
     cache = _load_cache() if use_cache else {}
     results = []
     jobs = [(e, b) for e in entries for b in backends]
-    bar = tqdm(jobs, desc="bench", unit="run", disable=not progress, leave=True)
+    live = progress and sys.stderr.isatty()  # a bar on a terminal, one line per result in a log
+    bar = tqdm(jobs, desc="bench", unit="run", disable=not live, leave=True)
     for entry, backend in bar:
-        res = resolution or entry.input_config.resolution
-        hw = (res, res)
+        hw = _size(resolution, entry.input_config.resolution)
+        res = hw[0] if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
         w = (weights or {}).get(entry.name, "")
-        key = f"{fp}|{entry.name}|{backend}|{batch}|{res}|{w}"
+        where = f"|{dev}" if backend in TORCH_BACKENDS and dev.type != "cpu" else ""
+        key = f"{fp}|{entry.name}|{backend}|{batch}|{res}|{w}{where}"
         bar.set_postfix_str(f"{entry.name} {backend}")
         if use_cache and key in cache:
-            r = BenchResult.from_json({**cache[key], "cached": True})
-            results.append(r)
+            results.append(BenchResult.from_json({**cache[key], "cached": True}))
+            _log_line(results, len(jobs), progress and not live)
             continue
         with _PeakSampler() as mem:
             if w:
@@ -148,20 +156,36 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
                 model = create_with_weights(entry.name, w)
             else:
                 model = create_model(entry.name).eval()
-            runner = make_runner(model, backend, batch, hw, threads)
+            runner = make_runner(model, backend, batch, hw, threads, dev)
             lat = measure_latency(runner.run, warmup=3, min_runs=10, min_time_s=budget_s / 2,
                                   max_time_s=budget_s * 2)
         ref = entry.reference
         r = BenchResult(entry.name, entry.family, backend, runner.precision, runner.settings, batch, hw,
                         threads, lat.median_ms, lat.p10_ms, lat.p90_ms, lat.runs,
                         batch * 1000.0 / lat.median_ms, round(mem.growth, 1), count_params(model),
-                        ref.macs_millions * (res * res) / ref.resolution ** 2 if ref else None,
+                        ref.macs_millions * (hw[0] * hw[1]) / ref.resolution ** 2 if ref else None,
                         ref.top1 if ref else None, machine)
         results.append(r)
+        _log_line(results, len(jobs), progress and not live)
         if use_cache:
             cache[key] = r.to_json()
             _store(cache)
     return results
+
+
+def _log_line(results: list[BenchResult], total: int, on: bool) -> None:
+    if on:
+        r = results[-1]
+        print(f"bench {len(results)}/{total}: {r.model} {r.backend} {r.median_ms:.2f} ms"
+              f"{' (cached)' if r.cached else ''}", file=sys.stderr, flush=True)
+
+
+def _size(resolution, default: int) -> tuple[int, int]:
+    if resolution is None:
+        return (default, default)
+    if isinstance(resolution, int):
+        return (resolution, resolution)
+    return (int(resolution[0]), int(resolution[-1]))
 
 
 def format_results(results: list[BenchResult]) -> str:
@@ -182,8 +206,16 @@ def save_json(results: list[BenchResult], path: str | os.PathLike) -> None:
 
 def load_json(path: str | os.PathLike) -> list[BenchResult]:
     from ..errors import EdgeVisionError
+    what = f"{path} is not a results file written by `edgevision bench -o FILE.json`"
     try:
         payload = json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise EdgeVisionError(f"{what} (not JSON: {e})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
+        found = f"an object with keys {', '.join(list(payload)[:5]) or 'none'}" if isinstance(payload, dict) \
+            else f"a JSON {type(payload).__name__}"
+        raise EdgeVisionError(f"{what} (expected an object with a \"results\" list, found {found})")
+    try:
         return [BenchResult.from_json(r) for r in payload["results"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise EdgeVisionError(f"{path} is not a results file written by `edgevision bench --json` ({e})") from None
+    except (KeyError, TypeError) as e:
+        raise EdgeVisionError(f"{what} (a result lacks or mistypes a field: {e})") from None

@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node=N -m edgevision train ...`` on one machine; several machines run the
 same command with ``--nnodes``, ``--node_rank`` and ``--rdzv_endpoint`` (see docs/training.md).
-gloo on CPU, nccl on GPUs. Only rank 0 writes files.
+The backend follows the model's device (device.ddp_backend: nccl on a GPU, gloo on the CPU).
+Only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -28,20 +29,25 @@ class DistInfo:
         return self.rank == 0
 
 
-def setup() -> DistInfo:
+def local_rank() -> int:
+    """This process's index on its machine (0 outside torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def setup(backend: str = "gloo") -> DistInfo:
+    """Join the torchrun job, if any, with ``backend`` (gloo or nccl)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank())
 
 
 def all_reduce_mean(value: float, info: DistInfo) -> float:
     if not info.enabled:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item()) / info.world_size
 
@@ -64,7 +70,14 @@ def ranks_agree(model: torch.nn.Module, info: DistInfo) -> bool:
     if not info.enabled:
         return True
     with torch.no_grad():
-        local = torch.stack([p.detach().double().sum() for p in model.parameters()])
+        local = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(_comm_device())
     gathered = [torch.zeros_like(local) for _ in range(info.world_size)]
     dist.all_gather(gathered, local)
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def _comm_device() -> torch.device:
+    """nccl reduces tensors on the process's GPU, gloo on the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,10 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import build_datasets, make_loader
+from .device import autocast_dtype, ddp_backend, describe, needs_grad_scaler, resolve_device
+from .evaluation import evaluate, run_eval  # noqa: F401  (re-exported: edgevision.train.loop.run_eval)
 from .losses import distillation_loss
-from .plots import plot_confusion, plot_curves
+from .plots import plot_curves
 
 
 class TrainingDiverged(EdgeVisionError):
@@ -94,28 +97,6 @@ def _stages(cfg: TrainConfig, default_size: int) -> list[dict]:
     return out
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, num_classes: int, bf16: bool = False) -> dict:
-    """Loss, top-1/top-5 (%) and the confusion matrix of ``model`` over ``loader``."""
-    model.eval()
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    total, loss_sum, top1, top5 = 0, 0.0, 0, 0
-    for x, y in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
-        out = (out[0] + out[1]) / 2 if isinstance(out, (tuple, list)) else out
-        out = out.float()
-        loss_sum += F.cross_entropy(out, y, reduction="sum").item()
-        k = min(5, num_classes)
-        pred = out.topk(k, dim=1).indices
-        top1 += (pred[:, 0] == y).sum().item()
-        top5 += (pred == y[:, None]).any(1).sum().item()
-        np.add.at(conf, (y.numpy(), pred[:, 0].numpy()), 1)
-        total += len(y)
-    return dict(loss=loss_sum / max(total, 1), top1=100.0 * top1 / max(total, 1),
-                top5=100.0 * top5 / max(total, 1), confusion=conf, n=total)
-
-
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": json.dumps(np.random.get_state()[1].tolist())}
 
@@ -163,6 +144,9 @@ class Run:
     sched: torch.optim.lr_scheduler.LambdaLR
     ema: AveragedModel | None
     meta: str  # JSON stored in every checkpoint
+    device: torch.device = torch.device("cpu")
+    amp_dtype: torch.dtype | None = None  # autocast dtype (None: fp32)
+    scaler: torch.amp.GradScaler | None = None  # fp16 on a GPU
     start_epoch: int = 0
     best: float = -1.0  # best validation top-1 so far (model or EMA)
 
@@ -192,25 +176,33 @@ def _teacher(cfg: TrainConfig, num_classes: int) -> nn.Module | None:
     return teacher
 
 
+def _check_size(cfg: TrainConfig, size: int, min_size: int) -> None:
+    if size < min_size:
+        raise ConfigError(f"--resolution {size} is below {cfg.model}'s minimum input size {min_size}")
+
+
 def setup(cfg: TrainConfig, log=print) -> Run:
-    """Model, teacher, data, optimizer, schedule and EMA of a run, resumed from OUT/last.pt with
-    ``cfg.resume``. The RNG is seeded once, before the first model is built."""
-    info = D.setup()
+    """Model, teacher, data, optimizer, schedule and EMA of a run, resumed from OUT/last.pt (or
+    the checkpoint ``cfg.resume`` names). The RNG is seeded once, before the first model is built.
+    Every input is checked before the run directory is created."""
+    device = resolve_device(cfg.device, D.local_rank())
+    info = D.setup(ddp_backend(device))
     out, log = Path(cfg.out), log if info.is_main else _silent
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     probe = create_model(cfg.model, num_classes=1)
     stages = _stages(cfg, cfg.resolution or (96 if cfg.data == "embedded" else probe.input_config.resolution))
+    _check_size(cfg, min(v["size"] for v in stages), probe.input_config.min_size)
     _, _, classes = build_datasets(cfg.data, probe.input_config, stages[0]["size"], 0, 1, 1, cfg.seed)
     num_classes = cfg.num_classes or len(classes)
-    model = _student(cfg, num_classes, log)
+    model = _student(cfg, num_classes, log).to(device)
     teacher = _teacher(cfg, num_classes)
+    teacher = teacher.to(device) if teacher is not None else None
     if hasattr(model, "set_distilled_training"):  # a distillation head learns from the teacher
         model.set_distilled_training(teacher is not None)
     train_model = torch.compile(model) if cfg.compile else model
     if info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(train_model)
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
     opt = build_optimizer(model, cfg)
     data = _Datasets(cfg, model.input_config, log)
     steps_per_epoch = len(make_loader(data.get(stages[0])[0], cfg.batch_size, True, 0, cfg.seed, 0,
@@ -223,24 +215,30 @@ def setup(cfg: TrainConfig, log=print) -> Run:
         if cfg.ema_decay > 0 else None
     meta = json.dumps({"model": cfg.model, "num_classes": num_classes, "classes": classes,
                        "config": cfg.to_dict()}, default=str)
+    dtype = autocast_dtype(device, cfg.amp, cfg.bf16)
     run = Run(cfg, info, out, log, stages, classes, num_classes, model, train_model, teacher, data,
-              opt, sched, ema, meta)
+              opt, sched, ema, meta, device, dtype,
+              torch.amp.GradScaler("cuda") if needs_grad_scaler(device, dtype) else None)
     if cfg.resume:
         _resume(run)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    log(f"training {cfg.model} on {describe(device, dtype)}")
     if cfg.progressive is not None:
         _log_schedule(stages, log)
     return run
 
 
 def _resume(run: Run) -> None:
-    ckpt = load_checkpoint(run.out / "last.pt", expect_model=run.cfg.model)
+    path = Path(run.cfg.resume) if isinstance(run.cfg.resume, str) else run.out / "last.pt"
+    ckpt = load_checkpoint(path, expect_model=run.cfg.model)
     run.model.load_state_dict(ckpt["model"])
     run.opt.load_state_dict(ckpt["optimizer"])
     run.sched.load_state_dict(ckpt["scheduler"])
     if run.ema is not None and "ema" in ckpt:
         run.ema.load_state_dict(ckpt["ema"])
     run.start_epoch, run.best = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"])
-    run.log(f"resumed {run.cfg.model} from {run.out / 'last.pt'} at epoch {run.start_epoch}")
+    run.log(f"resumed {run.cfg.model} from {path} at epoch {run.start_epoch}")
 
 
 def _log_schedule(stages: list[dict], log) -> None:
@@ -265,11 +263,13 @@ def _mixer(mixup: float | None, cutmix: float, num_classes: int):
 def _loss(run: Run, x: torch.Tensor, y: torch.Tensor, mix) -> torch.Tensor:
     """Loss of one batch: smoothed (and mixed) targets, distillation from the teacher if any."""
     cfg, nc, ls = run.cfg, run.num_classes, run.cfg.label_smoothing
+    x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
     target = F.one_hot(y, nc).float()
     if mix is not None:
         x, target = mix(x, y)
     target = target * (1 - ls) + ls / nc
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.bfloat16,
+                        enabled=run.amp_dtype is not None):
         outputs = run.train_model(x)
         t_logits = None
         if run.teacher is not None:
@@ -297,20 +297,16 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[dict, float]:
     mix = _mixer(v["mixup"], cfg.cutmix, run.num_classes)
     run.train_model.train()
     t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not run.info.is_main,
-               leave=False, dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+               disable=not (run.info.is_main and sys.stderr.isatty()),  # logs get one line per epoch
+               dynamic_ncols=True, mininterval=1.0)
     for step, (x, y) in enumerate(bar):
         loss = _loss(run, x, y, mix)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. The last "
                 f"good checkpoint is kept in {run.out / 'last.pt'}; lower --lr or set --grad-clip")
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-        run.opt.step()
-        run.sched.step()
+        _step(run, loss)
         if run.ema is not None:
             run.ema.update_parameters(run.model)
         loss_sum += loss.item() * len(y)
@@ -324,17 +320,34 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[dict, float]:
     return row, train_loss
 
 
+def _step(run: Run, loss: torch.Tensor) -> None:
+    """Backward and optimizer step, through the gradient scaler for fp16 on a GPU."""
+    run.opt.zero_grad(set_to_none=True)
+    scaler = run.scaler
+    (scaler.scale(loss) if scaler else loss).backward()
+    if run.cfg.grad_clip > 0:
+        if scaler:
+            scaler.unscale_(run.opt)
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    if scaler:
+        scaler.step(run.opt)
+        scaler.update()
+    else:
+        run.opt.step()
+    run.sched.step()
+
+
 def validate_and_save(run: Run, epoch: int, row: dict, train_loss: float) -> dict:
     """Rank 0 after an epoch: evaluate the model (and its EMA), append ``row`` to metrics.jsonl,
     write last.pt and, on a new best, best.pt and best.safetensors; plot and log."""
     cfg, out, v = run.cfg, run.out, run.stages[epoch]
     val_loader = make_loader(run.data.get(v)[1], cfg.batch_size * 2, False, cfg.workers, cfg.seed, 0)
-    ev = evaluate(run.model, val_loader, run.num_classes)
+    ev = evaluate(run.model, val_loader, run.num_classes, device=run.device)
     row = dict(row, val_loss=round(ev["loss"], 6), val_top1=round(ev["top1"], 3),
                val_top5=round(ev["top5"], 3))
     score = ev["top1"]
     if run.ema is not None:
-        ev_ema = evaluate(run.ema.module, val_loader, run.num_classes)
+        ev_ema = evaluate(run.ema.module, val_loader, run.num_classes, device=run.device)
         row["val_top1_ema"] = round(ev_ema["top1"], 3)
         score = max(score, ev_ema["top1"])
     with open(out / "metrics.jsonl", "a") as f:
@@ -349,6 +362,7 @@ def validate_and_save(run: Run, epoch: int, row: dict, train_loss: float) -> dic
         run.best = score
         use_ema = run.ema is not None and row.get("val_top1_ema", -1) >= row["val_top1"]
         best_sd = run.ema.module.state_dict() if use_ema else run.model.state_dict()
+        best_sd = {k: v.detach().cpu() for k, v in best_sd.items()}
         save_checkpoint(out / "best.pt", model=best_sd, epoch=epoch, best_top1=run.best, meta=run.meta)
         save_weights(run.model, out / "best.safetensors", state_dict=best_sd, resolution=v["size"],
                      extra_meta={"classes": json.dumps(list(run.classes))} if run.classes else None)
@@ -377,23 +391,3 @@ def train(cfg: TrainConfig, log=print) -> dict:
         result["ranks_agree"] = agree
     D.cleanup(run.info)
     return result
-
-
-def run_eval(model_name: str, weights: str, data: str = "embedded", resolution: int | None = None,
-             batch_size: int = 128, val_size: int = 1200, out_png: str | None = None, workers: int = 2) -> dict:
-    """top-1/top-5 of ``weights`` on the validation split, and a confusion-matrix PNG."""
-    from ..weights.io import read_state_dict
-    sd, meta = read_state_dict(weights)
-    nc = int(meta.get("num_classes") or 0) or None
-    probe = create_model(model_name, num_classes=1)
-    size = resolution or (96 if data == "embedded" else probe.input_config.resolution)
-    _, val, classes = build_datasets(data, probe.input_config, size, 0, 1, val_size)
-    model = create_model(model_name, num_classes=nc or len(classes))
-    load_weights(model, weights)
-    res = evaluate(model, make_loader(val, batch_size, False, workers, 0, 0), model.num_classes)
-    if out_png:
-        plot_confusion(res["confusion"], classes if len(classes) == model.num_classes else
-                       [str(i) for i in range(model.num_classes)], Path(out_png),
-                       f"{model_name}: top-1 {res['top1']:.2f}%")
-    res["classes"] = classes
-    return res

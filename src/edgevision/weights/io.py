@@ -22,9 +22,8 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     ``module.`` prefix of DataParallel/DDP are unwrapped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weight file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
+    _check_weight_file(path)
+    if path.suffix == ".safetensors" or _is_safetensors(path):
         from safetensors import SafetensorError, safe_open
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -45,6 +44,41 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise WeightsError(f"{path} is not a readable PyTorch weight file ({str(e)[:160]}); it may "
                            f"be truncated or of another format") from None
     return _strip_prefix(_unwrap(obj, path)), {}
+
+
+# exported models, which are not weight files: suffix -> what it is
+_ARTIFACTS = {".onnx": "an exported ONNX model", ".xml": "an exported OpenVINO model",
+              ".pte": "an exported ExecuTorch program", ".tflite": "an exported LiteRT model",
+              ".mlpackage": "an exported Core ML package"}
+_WEIGHT_FILES = "weight files are .safetensors files or PyTorch state dicts (.pth, .pt, .bin)"
+
+
+def _check_weight_file(path: Path) -> None:
+    """One clear error for what is not a weight file: nothing there, a folder, an exported model,
+    or bytes that are neither safetensors nor a PyTorch checkpoint."""
+    if path.is_dir() and path.suffix not in _ARTIFACTS:
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".pth", ".pt"))
+        hint = f" (it holds {', '.join(inside[:4])})" if inside else ""
+        raise WeightsError(f"{str(path)!r} is a folder, not a weight file{hint}; pass the file itself")
+    if path.suffix.lower() in _ARTIFACTS:
+        raise WeightsError(f"{str(path)!r} is {_ARTIFACTS[path.suffix.lower()]}, not a weight file: "
+                           f"`edgevision predict IMAGES --weights {path}` runs it as it is; {_WEIGHT_FILES}")
+    if not path.exists():
+        raise WeightsError(f"weight file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise WeightsError(f"{str(path)!r} is not a regular file; {_WEIGHT_FILES}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if path.suffix == ".safetensors" or head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" \
+            or head[8:9] == b"{":  # torch zip, legacy pickle, safetensors (header length + JSON)
+        return
+    raise WeightsError(f"{str(path)!r} is not a weight file (neither safetensors nor a PyTorch "
+                       f"checkpoint; it starts with {head[:8]!r}); {_WEIGHT_FILES}")
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(9)[8:9] == b"{"
 
 
 def _unwrap(obj, path) -> dict[str, torch.Tensor]:

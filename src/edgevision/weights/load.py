@@ -45,8 +45,8 @@ def detect_source(sd: dict, model: nn.Module, meta: dict) -> str:
     if looks_like_timm(sd, model):
         return "timm"
     raise WeightsError(
-        f"cannot tell which library wrote these weights (first keys: {list(sd)[:4]}); "
-        f"pass source= one of {', '.join(SOURCES[1:])}")
+        f"cannot tell which library wrote these weights (first keys: {list(sd)[:4]}); name it "
+        f"with `edgevision convert --source` (Python: source=), one of {', '.join(SOURCES[1:])}")
 
 
 def convert(sd: dict, model: nn.Module, source: str) -> dict:
@@ -85,7 +85,9 @@ def check_fit(sd: dict, model: nn.Module, strict: bool, what: str) -> tuple[dict
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:4])})")
         hint = " They look like weights of another architecture or variant." \
             if len(missing) + len(mismatched) > 0.2 * len(own) else \
-            " To fine-tune with a different head, pass strict=False (or --num-classes)."
+            (" To use them with another number of classes, fine-tune with `edgevision train "
+             "--weights FILE` (the head is re-initialised; Python: strict=False), or pass "
+             "--num-classes to match the file.")
         raise WeightsError(f"{what} do not fit {name}: " + "; ".join(parts) + "." + hint)
     skipped = unexpected + mismatched
     kept = {k: v for k, v in sd.items() if k in own and k not in mismatched}
@@ -101,7 +103,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     must match; ``strict=False`` skips keys that do not fit (e.g. a classifier of another size).
     """
     if source not in SOURCES:
-        raise WeightsError(f"unknown weights source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise WeightsError(f"unknown weights source {source!r} (--source); choose one of {', '.join(SOURCES)}")
     target = _inner(model)
     sd, meta = read_state_dict(path)
     if source == "auto":
