@@ -25,6 +25,7 @@ def files(tmp_path_factory):
         synthetic_image(i, 80).save(d / "imgs" / f"im{i}.png")
     (d / "imgs" / "notes.txt").write_text("not an image")
     assert main(["export", SMALL, "--weights", str(w), "-o", str(d / "m.onnx")]) == 0
+    assert main(["export", SMALL, "--weights", str(w), "-o", str(d / "m.xml")]) == 0
     return d
 
 
@@ -52,7 +53,17 @@ def test_onnx_artifact_matches_pytorch(files, capsys):
     assert ox[0]["runtime"] == "onnxruntime" and ox[0]["precision"] == "fp32" and ox[0]["model"] == SMALL
     for a, b in zip(pt, ox):
         assert [t["index"] for t in a["top"]] == [t["index"] for t in b["top"]]
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]  # names stored at export
         np.testing.assert_allclose([t["prob"] for t in a["top"]], [t["prob"] for t in b["top"]], atol=1e-4)
+
+
+def test_openvino_ir_carries_model_preprocessing_and_classes(files, capsys):
+    """An OpenVINO IR from export needs no sidecar: its rt_info holds the export's metadata."""
+    from edgevision.deploy.export import read_metadata
+    meta = read_metadata(files / "m.xml")
+    assert meta["model"] == SMALL and meta["classes"] == CLASSES and meta["resolution"] == (64, 64)
+    ov = _json(capsys, ["predict", str(files / "imgs" / "im1.png"), "--weights", str(files / "m.xml"), "--json"])
+    assert ov[0]["runtime"] == "openvino" and ov[0]["top"][0]["class"] in CLASSES
 
 
 def test_text_output_names_runtime_and_precision(files, capsys):

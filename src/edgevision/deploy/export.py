@@ -177,10 +177,13 @@ def artifact_metadata(model: nn.Module, resolution, dynamic_batch: bool) -> dict
     (quantize, bench, predict) prepare inputs the way the model expects."""
     import dataclasses
     import json
-    return {"edgevision_model": getattr(model, "model_name", ""),
+    meta = {"edgevision_model": getattr(model, "model_name", ""),
             "input_config": json.dumps(dataclasses.asdict(model.input_config)),
             "resolution": json.dumps(list(resolution)), "dynamic_batch": str(bool(dynamic_batch)),
             "num_classes": str(getattr(model, "num_classes", ""))}
+    if getattr(model, "class_names", None):  # recorded by the weights the model was loaded from
+        meta["classes"] = json.dumps(list(model.class_names))
+    return meta
 
 
 def _add_metadata(path: Path, model: nn.Module, resolution, dynamic_batch: bool) -> None:
@@ -207,6 +210,8 @@ def write_metadata(artifact: str | os.PathLike, meta: dict[str, str]) -> None:
 
 def _read_props(path: Path) -> dict[str, str]:
     import json
+    if path.suffix == ".xml" and path.is_file():  # OpenVINO keeps the ONNX metadata in its rt_info
+        return _ir_framework_info(path)
     if path.suffix != ".onnx":
         side = metadata_path(path)
         return json.loads(side.read_text()) if side.is_file() else {}
@@ -216,6 +221,17 @@ def _read_props(path: Path) -> dict[str, str]:
     except Exception as e:
         raise ExportError(f"{path} is not a readable ONNX model ({str(e).splitlines()[0][:160]})") from None
     return {p.key: p.value for p in m.metadata_props}
+
+
+def _ir_framework_info(xml: Path) -> dict[str, str]:
+    """The ``<rt_info><framework>`` entries of an OpenVINO IR (the source ONNX file's metadata)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.parse(xml).getroot()
+    except ET.ParseError as e:
+        raise ExportError(f"{xml} is not a readable OpenVINO IR ({e})") from None
+    node = root.find("rt_info/framework")
+    return {} if node is None else {c.tag: c.get("value", "") for c in node}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -231,4 +247,5 @@ def read_metadata(path: str | os.PathLike) -> dict:
     cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
     return {"model": props.get("edgevision_model", ""), "input_config": InputConfig(**cfg),
             "resolution": tuple(json.loads(props["resolution"])),
-            "dynamic_batch": props.get("dynamic_batch") == "True"}
+            "dynamic_batch": props.get("dynamic_batch") == "True",
+            "classes": json.loads(props["classes"]) if props.get("classes") else []}

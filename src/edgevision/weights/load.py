@@ -117,6 +117,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     with torch.no_grad():
         target.load_state_dict(kept, strict=strict)
     _adopt_input_config(model, target, meta)
+    _adopt_class_names(model, target, meta)
     return LoadReport(source, len(kept), skipped, missing)
 
 
@@ -139,6 +140,19 @@ def _adopt_input_config(model: nn.Module, target: nn.Module, meta: dict) -> None
     target.input_config = cfg
     if model is not target:
         model.input_config = cfg
+
+
+def _adopt_class_names(model: nn.Module, target: nn.Module, meta: dict) -> None:
+    """Class names recorded with the weights (a fine-tuned folder's classes) go with the model, so
+    an export stores them beside the preprocessing."""
+    import json
+    try:
+        names = json.loads(meta.get("classes") or "[]")
+    except ValueError:
+        return
+    if isinstance(names, list) and len(names) == getattr(target, "num_classes", -1):
+        for m in {id(model): model, id(target): target}.values():
+            m.class_names = [str(n) for n in names]
 
 
 def create_with_weights(name: str, path: str | os.PathLike, num_classes: int | None = None, **kwargs):
