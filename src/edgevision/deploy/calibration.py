@@ -14,23 +14,28 @@ class QuantizeError(EdgeVisionError):
 
 
 def calibration_images(source: str, cfg, resolution, n: int, split: str = "calib") -> np.ndarray:
-    """(n, C, H, W) float32 preprocessed images from the embedded dataset or a folder.
+    """(n, C, H, W) float32 preprocessed images from the embedded dataset, views of the photos
+    installed packages ship ("photos", datasets/photos.py) or a folder.
 
-    The splits never share an image: the embedded dataset draws each split from its own seeds; a
+    The splits never share an image: the embedded dataset and the photo views draw each split
+    from its own seeds (the photo views of every split are cut from the same few photos); a
     folder's (sorted) images are dealt out in turn, three of every five to "calib", one to "val"
     and one to "test"."""
-    from ..datasets import EmbeddedShapes, find_images
+    from ..datasets import EmbeddedShapes, PhotoViews, find_images
     if n < 1:
         raise ConfigError("--images must be at least 1")
     if source == "embedded":
         ds = EmbeddedShapes(split, n, resolution=max(resolution) + 32)
         imgs = [preprocess(ds.image(i)[0], cfg, resolution) for i in range(n)]
+    elif source == "photos":
+        views = PhotoViews(split, n)
+        imgs = [preprocess(views.view(i), cfg, resolution) for i in range(n)]
     else:
         from PIL import Image
         paths = find_images(source)
         if not paths:
             raise QuantizeError(f"calibration folder {source!r} contains no images; point --calib at a "
-                                f"folder of .jpg/.png images or use --calib embedded")
+                                f"folder of .jpg/.png images or use --calib embedded or photos")
         part = {"calib": (0, 1, 2), "val": (3,), "test": (4,)}.get(split, (0, 1, 2, 3, 4))
         paths = [p for i, p in enumerate(paths) if i % 5 in part]
         if not paths:

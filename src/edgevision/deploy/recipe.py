@@ -12,6 +12,11 @@ runtimes: the global min/max over the images; NNCF's own estimator, method "nncf
 per-image extremes and clips the rest). ``keep_first_last`` leaves the stem conv and the
 classifier in fp32; ``exclude_ops`` keeps whole op types (e.g. Softmax) in fp32.
 
+Calibration images should look like what the model will see: ``calib="embedded"`` (the
+procedural shapes) suits models trained on them; a model with real-photo weights (ImageNet)
+calibrates on ``"photos"`` (views of the photos installed packages ship, datasets/photos.py) or
+a folder of its own images, and its agreement is measured on held-out views of the same kind.
+
 Each field carries its ``edgevision quantize`` option (edgevision/options.py).
 """
 from __future__ import annotations
@@ -34,7 +39,8 @@ def _opt(default, help: str, **metadata):
 
 @dataclass(frozen=True)
 class QuantRecipe:
-    calib: str = _opt("embedded", "'embedded' or a folder of images")
+    calib: str = _opt("embedded", "'embedded' (procedural shapes), 'photos' (views of the photos "
+                     "installed packages ship) or a folder of images")
     images: int = _opt(64, "calibration images")
     held_out: int = _opt(200, "images for the agreement check")
     runtime: str = _opt("onnxruntime", "runtime of the INT8 model", choices=tuple(TARGETS))

@@ -7,8 +7,9 @@ XNNPACK took, and what was rewritten, is recorded beside the artifact in the wor
 (``<artifact>.xnnpack.json``) and reported by ``notes()``.
 
 INT8 (``int8()``): PT2E with ``XNNPACKQuantizer`` — signed 8-bit weights, asymmetric signed 8-bit
-activations — calibrated one image at a time, converted, rewritten as above (so LayerNorm stays
-in float, inside XNNPACK) and lowered. Recipe options:
+activations, ReLU6 outputs observed after the clamp (``deploy/pt2e.py``) — calibrated one image
+at a time, converted, rewritten as above (so LayerNorm stays in float, inside XNNPACK) and
+lowered. Recipe options:
 
 - ``per_channel`` (default True): per-output-channel weight scales; False: one scale per tensor;
 - ``method``: activation ranges, "minmax" (the global min/max over the calibration images, as in
@@ -43,6 +44,7 @@ import torch
 
 from ...errors import ConfigError, EdgeVisionError
 from ...files import atomic_write, install_file
+from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
 from ..xnnpack_rewrites import rewrite
 
@@ -224,9 +226,7 @@ def int8(source, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
         quantizer = _quantizer(source, ep, recipe)
         try:
             graph = prepare_pt2e(ep.module(), quantizer)
-            with torch.no_grad():
-                for i in range(len(calib)):
-                    graph(torch.from_numpy(np.ascontiguousarray(calib[i:i + 1], dtype=np.float32)))
+            calibrate(graph, calib)
             graph = convert_pt2e(graph)
             ep = torch.export.export(graph, (example,))
         except Exception as e:
@@ -312,19 +312,14 @@ def _delegation(edge) -> dict:
 
 
 def _quantizer(module, ep, recipe):
-    """An XNNPACKQuantizer for ``recipe``: weight granularity, activation observer, float modules."""
-    import dataclasses
-
+    """An XNNPACKQuantizer for ``recipe``: weight granularity, activation observer, ReLU6 outputs
+    observed after the clamp (pt2e.py), float modules."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
-    from torchao.quantization.pt2e import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import get_module_name_filter
-    config = get_symmetric_quantization_config(is_per_channel=recipe.per_channel)
-    if recipe.method == "minmax":  # the default activation observer is the histogram one
-        act = dataclasses.replace(config.input_activation,
-                                  observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2 ** -12))
-        config = dataclasses.replace(config, input_activation=act, output_activation=act)
-    quantizer = XNNPACKQuantizer().set_global(config)
+    config = with_observer(get_symmetric_quantization_config(is_per_channel=recipe.per_channel),
+                           recipe.method)
+    quantizer = clamp_aware(XNNPACKQuantizer)().set_global(config)
     floats = [get_module_name_filter(n) for n in _float_modules(module, ep, recipe)]
     if floats:
         quantizer.set_filter_function(lambda node: not any(f(node) for f in floats))

@@ -6,8 +6,9 @@ edgevision session takes; the converter works in NHWC and adds one TRANSPOSE aft
 run by XNNPACK. A channels-last input (``litert_torch.to_channel_last_io``) drops that op but
 moves the same transpose into the caller, for no measurable gain (docs/deploy.md).
 
-INT8: static PT2E quantization (signed 8-bit activations, symmetric signed weights) calibrated
-on the images ``quantize()`` draws. The recipe: ``per_channel`` (default) one weight scale per
+INT8: static PT2E quantization (signed 8-bit activations, symmetric signed weights, ReLU6
+outputs observed after the clamp: ``deploy/pt2e.py``) calibrated on the images ``quantize()``
+draws. The recipe: ``per_channel`` (default) one weight scale per
 output channel, else per tensor; ``method`` "minmax" (global min/max over the images, as in the
 other runtimes) or "histogram" (PT2E's HistogramObserver, litert-torch's default);
 ``keep_first_last`` leaves the stem conv and the classifier (first conv, last linear or conv
@@ -54,6 +55,7 @@ from torch import nn
 from ...errors import ConfigError, EdgeVisionError
 from ...files import atomic_write, install_file
 from ..calibration import QuantizeError
+from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
 
 NAME = "litert"
@@ -279,9 +281,7 @@ def int8(module, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
     with _quiet():
         graph, capture = _capture(model, example)
         graph = prepare_pt2e(graph, quantizer)
-        with torch.no_grad():
-            for k in range(len(calib)):
-                graph(torch.from_numpy(calib[k:k + 1]))
+        calibrate(graph, calib)
         graph = convert_pt2e(graph, fold_quantize=False)
         for m in graph.modules():  # exported modules refuse .eval(); litert-torch warns otherwise
             m.training = False
@@ -358,24 +358,13 @@ def _check_float_io(path: Path) -> None:
 
 
 def _quantizer(recipe, float_types: list):
-    """PT2E's symmetric static config (per-channel or per-tensor weights), with MinMax activation
-    observers for "minmax" and ReLU6 outputs observed after the clamp (``_clamps_own_range``);
-    the module types in ``float_types`` are left unquantized."""
-    import dataclasses
-
+    """PT2E's symmetric static config (per-channel or per-tensor weights) with the recipe's
+    activation observer and ReLU6 outputs observed after the clamp (pt2e.py); the module types
+    in ``float_types`` are left unquantized."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from torchao.quantization.pt2e.observer import MinMaxObserver
-    config = get_symmetric_quantization_config(is_per_channel=recipe.per_channel, is_dynamic=False)
-    if recipe.method == "minmax":
-        act = dataclasses.replace(config.input_activation,
-                                  observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2 ** -12))
-        config = dataclasses.replace(config, input_activation=act, output_activation=act)
-
-    class ClampAwareQuantizer(PT2EQuantizer):
-        def annotate(self, model):
-            return _clamps_own_range(super().annotate(model))
-
-    quantizer = ClampAwareQuantizer().set_global(config)
+    config = with_observer(get_symmetric_quantization_config(is_per_channel=recipe.per_channel,
+                                                             is_dynamic=False), recipe.method)
+    quantizer = clamp_aware(PT2EQuantizer)().set_global(config)
     for t in float_types:  # None: the nodes of these modules get no annotation, i.e. stay float
         # the quantizer compares with the types torch.export records in each node's module stack:
         # classes in older torch, "module.QualName" strings in newer ones
@@ -421,30 +410,6 @@ class _KeepFloat(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.inner(*args, **kwargs)
-
-
-def _clamps_own_range(graph):
-    """Observe a ReLU6 on its output, not on its input's.
-
-    PT2E's quantizer observes an op's output and lets a following ReLU6 (hardtanh) share that
-    observer, so a conv + ReLU6 is quantized over the pre-clamp range, about half of it negative
-    values the clamp discards (the hard-sigmoid's add + relu6 is observed on both sides). Moving
-    the observer after the clamp, as PT2E does for conv + ReLU, gives the converter a CONV_2D /
-    ADD with a fused RELU6 whose int8 output spans only [0, max]."""
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
-    clamps = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default,
-              torch.ops.aten.relu6.default)
-    for node in graph.graph.nodes:
-        if node.op != "call_function" or node.target not in clamps:
-            continue
-        src = node.args[0]
-        before = getattr(src, "meta", {}).get("quantization_annotation")
-        if before is None or len(src.users) != 1 or not isinstance(before.output_qspec, QuantizationSpec):
-            continue
-        node.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=before.output_qspec,
-                                                                      _annotated=True)
-        before.output_qspec = None
-    return graph
 
 
 def _for_int8(module: nn.Module) -> nn.Module:
