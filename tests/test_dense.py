@@ -78,3 +78,59 @@ def test_detector_exports_to_onnx(kind, tmp_path):
     r = export_detector(model, tmp_path / "det.onnx", 96)
     assert r["detections"] > 0 and r["box_diff_px"] < 0.1
     assert time_onnx(tmp_path / "det.onnx", 96, budget_s=0.2) > 0
+
+
+# ---- phone formats: the segmenter, and the SSDLite network without its post-processing ----------
+
+PHONE_SUFFIX = {"executorch": ".pte", "litert": ".tflite", "coreml": ".mlpackage"}
+
+
+def _dense(kind: str, size: int):
+    from edgevision.dense.deploy import mobile_network
+    torch.manual_seed(0)
+    model = build_segmenter("mobilenetv3_small_075", 6) if kind == "lraspp" else \
+        build_detector(kind, "mobilenetv3_small_075", 6, size)
+    return model.eval(), mobile_network(model.eval(), size)
+
+
+def test_detector_network_decodes_to_the_detectors_detections():
+    """The exported SSDLite network's (anchors, 4 + classes) output, decoded with the detector's
+    own anchors and post-processing (what an app does after the phone runtime), gives the
+    detector's detections."""
+    model, net = _dense("ssdlite", 96)
+    x = EmbeddedDense("test", 3, 96)[1][0]
+    with torch.no_grad():
+        ref = model([x])[0]
+        out = net(x[None])
+        images = model.transform([x])[0]
+        feats = list(model.backbone(images.tensors).values())
+        head = {"bbox_regression": out[..., :4], "cls_logits": out[..., 4:]}
+        got = model.postprocess_detections(head, model.anchor_generator(images, feats), images.image_sizes)[0]
+    assert out.shape[-1] == 4 + 7 and len(ref["boxes"]) > 0
+    assert torch.allclose(got["boxes"], ref["boxes"], atol=1e-4) and torch.equal(got["labels"], ref["labels"])
+
+
+def test_two_stage_detector_is_refused_for_phone_formats():
+    from edgevision.deploy.export import ExportError
+    with pytest.raises(ExportError, match="only SSDLite detectors export to the phone formats.*export_detector"):
+        _dense("fasterrcnn", 96)
+
+
+def _phone_export(kind: str, fmt: str, tmp_path, size: int = 64):
+    pytest.importorskip({"executorch": "executorch", "litert": "litert_torch", "coreml": "coremltools"}[fmt])
+    from edgevision.deploy.export import export, read_metadata
+    _, net = _dense(kind, size)
+    out = tmp_path / f"{kind}{PHONE_SUFFIX[fmt]}"
+    r = export(net, out, fmt=fmt, resolution=(size, size))
+    assert r.max_abs_diff.keys() and read_metadata(out)["model"] == f"{kind}_mobilenetv3_small_075"
+    if fmt != "coreml":  # verified by running it against PyTorch; fully delegated to XNNPACK
+        assert r.precision == "fp32" and max(r.max_abs_diff.values()) < 1e-4, r.max_abs_diff
+        assert r.notes[0].startswith("XNNPACK: ") and "left to" not in r.notes[0], r.notes
+    return r
+
+
+@pytest.mark.slow  # 15-50 s each: the conversion
+@pytest.mark.parametrize("fmt", list(PHONE_SUFFIX))
+@pytest.mark.parametrize("kind", ["lraspp", "ssdlite"])
+def test_dense_exports_to_phone_formats(kind, fmt, tmp_path):
+    _phone_export(kind, fmt, tmp_path)

@@ -27,7 +27,7 @@ from edgevision.errors import ConfigError, EdgeVisionError  # noqa: E402
 from edgevision.layers import LayerNorm2d  # noqa: E402
 from edgevision.registry import get_entry, reference_figures  # noqa: E402
 
-from conftest import ALL_MODELS, nontrivial_bn, realistic_bn, small_size  # noqa: E402
+from conftest import ALL_MODELS, nontrivial_bn, randomize_bn, realistic_bn, small_size  # noqa: E402
 
 DELEGATION = r"XNNPACK: (\d+) of (\d+) ops delegated in (\d+) partitions?"
 FAMILY_REPS = {}  # the smallest model of each family
@@ -299,25 +299,86 @@ def test_failed_verification_writes_nothing(clear_argmax, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_declared_unsupported_int8_is_refused_up_front(tmp_path, monkeypatch):
+    """A model the INT8 table lists gets one QuantizeError naming it before any work is done."""
+    assert et.UNSUPPORTED_INT8["efficientvit_msra"]
+    model = ev.create_model("efficientvit_m0", num_classes=12).eval()
+    monkeypatch.setattr(et, "_export", lambda *a: pytest.fail("exported a refused model"))
+    with pytest.raises(QuantizeError, match=r"ExecuTorch INT8 does not support efficientvit_m0: .*"
+                                            r"0x10.*--runtime onnxruntime"):
+        quantize(model, tmp_path / "q.pte", QuantRecipe(runtime="executorch", images=4, held_out=4),
+                 resolution=(64, 64))
+    assert not list(tmp_path.glob("q.*"))
+
+
+def test_failed_run_is_one_error(mobilenet, monkeypatch):
+    """A program that fails at run time gives one EdgeVisionError with the runtime's reason."""
+    _, out, _ = mobilenet
+    sess = et.session(out)
+    calls = []
+
+    def failing(self, inputs):
+        calls.append(1)
+        raise RuntimeError("method->execute() failed with error 0x10")
+    from executorch.runtime import Method
+    monkeypatch.setattr(Method, "execute", failing)
+    with pytest.raises(EdgeVisionError, match=r"ExecuTorch cannot run .*m\.pte: method->execute\(\) "
+                                              r"failed with error 0x10; export the model to ONNX"):
+        sess(np.zeros((2, 3, 64, 64), np.float32))
+    assert len(calls) == 2  # the failing image, then once more with the log captured
+
+
+def _registry_model(name):
+    torch.manual_seed(0)
+    s = small_size(name)
+    return nontrivial_bn(ev.create_model(name, num_classes=12), name, (s, s)).eval(), s
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILY_REPS.values()))
 def test_every_family_quantizes(name, tmp_path):
     """INT8 lowers and runs for the smallest model of every family (random weights: the agreement
-    figure is not meaningful here, only that it is measured)."""
-    torch.manual_seed(0)
-    s = small_size(name)
-    model = nontrivial_bn(ev.create_model(name, num_classes=12), name, (s, s)).eval()
-    r = quantize(model, tmp_path / "q.pte", QuantRecipe(runtime="executorch", images=4, held_out=4),
-                 resolution=(s, s))
+    figure is not meaningful here, only that it is measured), or is refused with one error."""
+    model, s = _registry_model(name)
+    recipe = QuantRecipe(runtime="executorch", images=4, held_out=4)
+    if get_entry(name).family in et.UNSUPPORTED_INT8:
+        with pytest.raises(QuantizeError, match=f"does not support {name}: .*--runtime onnxruntime"):
+            quantize(model, tmp_path / "q.pte", recipe, resolution=(s, s))
+        return
+    r = quantize(model, tmp_path / "q.pte", recipe, resolution=(s, s))
     assert r.precision == "int8" and 0 <= r.top1_agreement <= 100
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_every_model_exports_and_matches(name, tmp_path):
-    torch.manual_seed(0)
-    s = small_size(name)
-    model = nontrivial_bn(ev.create_model(name, num_classes=12), name, (s, s)).eval()
+    model, s = _registry_model(name)
+    if name in et.UNSUPPORTED or get_entry(name).family in et.UNSUPPORTED:
+        with pytest.raises(ExportError, match=f"does not support {name}: .*--format onnx"):
+            export(model, tmp_path / "m.pte", fmt="executorch", resolution=(s, s))
+        return
     r = export(model, tmp_path / "m.pte", fmt="executorch", resolution=(s, s))
     assert r.precision == "fp32" and r.max_abs_diff.keys() == {"random", "image"}
     assert _delegation(r.notes)[0] > 0
+
+
+def test_layer_scale_folds_into_the_branch():
+    """MobileNetV4's UIB and attention blocks fold their layer scale into the branch's last conv
+    on reparameterization: the same output and no multiply left in the exported graph."""
+    from edgevision.blocks.uib import LayerScale2d, MobileAttentionBlock, UniversalInvertedResidual
+    torch.manual_seed(0)
+    blocks = [UniversalInvertedResidual(16, 16, 32, 3, start_kernel=3, end_kernel=3),
+              UniversalInvertedResidual(16, 16, 32, 3),
+              MobileAttentionBlock(16, 16, heads=2, key_dim=8, kv_stride=2)]
+    x = torch.randn(1, 16, 8, 8)
+    for block in blocks:
+        for m in block.modules():
+            if isinstance(m, LayerScale2d):
+                m.gamma.data.uniform_(0.5, 1.5)
+        block = randomize_bn(nn.Sequential(block)).eval()  # the walker reparameterizes children
+        folded = ev.reparameterize(block, verify=False)
+        with torch.no_grad():
+            assert _within(folded(x).numpy(), block(x).numpy())
+        graph = torch.export.export(folded, (x,)).graph
+        assert not any(n.target is torch.ops.aten.mul.Tensor for n in graph.nodes), graph
+        assert not any(isinstance(m, LayerScale2d) for m in folded.modules())

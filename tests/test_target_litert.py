@@ -243,9 +243,8 @@ def test_family_list_covers_every_family():
     assert {get_entry(n).family for n in FAMILY_SMALLEST} == {get_entry(n).family for n in ALL_MODELS}
 
 
-# families whose conversion LiteRT 2.3 cannot load: the multi-query attention's expanded key and
-# value become a BROADCAST_TO that fails to prepare
-UNSUPPORTED = {"mobilenetv4_hybrid": "BROADCAST_TO"}
+def _declared(name: str, table: dict) -> bool:
+    return name in table or get_entry(name).family in table
 
 
 def _model(name: str):
@@ -258,15 +257,18 @@ def _model(name: str):
 @pytest.mark.parametrize("name", FAMILY_SMALLEST)
 def test_every_family_exports_and_quantizes(name, tmp_path):
     model, s = _model(name)
-    op = UNSUPPORTED.get(get_entry(name).family)
-    if op:
-        with pytest.raises(ExportError, match=f"{name} .*{op}.*--format onnx"):
+    if _declared(name, litert.UNSUPPORTED):
+        with pytest.raises(ExportError, match=f"does not support {name}: .*--format onnx"):
             export(model, tmp_path / "m.tflite", fmt="litert", resolution=(s, s))
         return
     r = export(model, tmp_path / "m.tflite", fmt="litert", resolution=(s, s))
     assert r.precision == "fp32" and r.notes[0].startswith("XNNPACK: ")
-    q = quantize(model, tmp_path / "q.tflite", QuantRecipe(runtime="litert", images=8, held_out=16),
-                 resolution=(s, s))
+    recipe = QuantRecipe(runtime="litert", images=8, held_out=16)
+    if _declared(name, litert.UNSUPPORTED_INT8):
+        with pytest.raises(QuantizeError, match=f"does not support {name}: .*--runtime onnxruntime"):
+            quantize(model, tmp_path / "q.tflite", recipe, resolution=(s, s))
+        return
+    q = quantize(model, tmp_path / "q.tflite", recipe, resolution=(s, s))
     assert q.precision == "int8" and q.size_ratio > 2 and litert.delegation(q.path)["delegated"] > 0
 
 
@@ -274,7 +276,25 @@ def test_every_family_exports_and_quantizes(name, tmp_path):
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_every_model_exports_to_litert(name, tmp_path):
     model, s = _model(name)
-    if get_entry(name).family in UNSUPPORTED:
-        pytest.skip("unsupported family (test_every_family_exports_and_quantizes checks the error)")
+    if _declared(name, litert.UNSUPPORTED):
+        with pytest.raises(ExportError, match=f"does not support {name}: .*--format onnx"):
+            export(model, tmp_path / "m.tflite", fmt="litert", resolution=(s, s))
+        return
     r = export(model, tmp_path / "m.tflite", fmt="litert", resolution=(s, s))
     assert r.path.is_file() and r.max_abs_diff.keys() == {"random", "image"}
+
+
+def test_one_group_norm_is_taken_whole_by_xnnpack(tmp_path):
+    """MobileViT V2's one-group GroupNorm converts to ops XNNPACK takes: one partition, no
+    built-in op left, the same output."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.GroupNorm(1, 8), nn.Conv2d(8, 4, 1)).eval()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    x = torch.randn(1, 3, 16, 16)
+    art = litert.build(model, x, None, tmp_path)
+    d = litert.delegation(art)
+    assert d["partitions"] == 1 and d["left"] == {} and d["delegated"] == d["ops"], d
+    with torch.no_grad():
+        assert np.abs(litert.session(art)(x.numpy()) - model(x).numpy()).max() < 1e-5

@@ -35,6 +35,15 @@ class LayerScale2d(nn.Module):
     def forward(self, x):
         return x * self.gamma.view(1, -1, 1, 1)
 
+    @torch.no_grad()
+    def fold_into(self, conv: nn.Conv2d) -> nn.Identity:
+        """Scale the output channels of ``conv`` (the branch's last op) by gamma, so the branch
+        computes the scaled result itself; returns the identity that replaces this scale."""
+        conv.weight.mul_(self.gamma.view(-1, 1, 1, 1))
+        if conv.bias is not None:
+            conv.bias.mul_(self.gamma)
+        return nn.Identity()
+
 
 class UniversalInvertedResidual(_Residual):
     def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
@@ -60,6 +69,15 @@ class UniversalInvertedResidual(_Residual):
         y = self.dw_end(self.pw_proj(self.dw_mid(self.pw_exp(self.dw_start(x)))))
         return self.residual(self.layer_scale(y), x)
 
+    def reparameterize(self) -> nn.Module:
+        """The layer scale folded into the branch's last conv (its BN folded first; no
+        activation follows it), so no separate multiply is left."""
+        if isinstance(self.layer_scale, LayerScale2d):
+            last = self.dw_end if isinstance(self.dw_end, ConvNormAct) else self.pw_proj
+            last.reparameterize()
+            self.layer_scale = self.layer_scale.fold_into(last.conv)
+        return self
+
 
 class MobileAttentionBlock(_Residual):
     """MobileNetV4 hybrid attention block: ``x + layer_scale(mqa(bn(x)))``.
@@ -83,8 +101,11 @@ class MobileAttentionBlock(_Residual):
         return self.residual(self.layer_scale(self.attn(self.norm(x))), x)
 
     def reparameterize(self) -> nn.Module:
+        """The pre-norm BN folded into the projections, the layer scale into the output one."""
         if isinstance(self.norm, nn.BatchNorm2d):
             from ..layers.reparam import bn_scale_shift
             self.attn.absorb_input_affine(*bn_scale_shift(self.norm))
             self.norm = nn.Identity()
+        if isinstance(self.layer_scale, LayerScale2d):
+            self.layer_scale = self.layer_scale.fold_into(self.attn.out_proj)
         return self

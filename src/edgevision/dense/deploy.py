@@ -58,3 +58,43 @@ def time_onnx(path: str | Path, image_size: int, budget_s: float = 2.0) -> float
     x = np.random.rand(3, image_size, image_size).astype(np.float32)
     return measure_latency(lambda: sess.run(None, {"image": x}), min_time_s=budget_s / 2,
                            max_time_s=budget_s).median_ms
+
+
+class DetectorNetwork(torch.nn.Module):
+    """The network of a torchvision SSD detector as one tensor in, one tensor out: normalize ->
+    backbone -> head, returning (N, anchors, 4 + classes + 1), each anchor's box regression (SSD's
+    box coder, against ``model.anchor_generator``'s default boxes) then its class logits. Anchor
+    decoding and NMS stay with the caller: the phone formats have no kernel for torchvision's
+    NMS, and the number of detections depends on the data, which their static graphs cannot
+    hold. Takes (N, 3, S, S) images in [0, 1], like the detector."""
+
+    def __init__(self, model, image_size: int):
+        super().__init__()
+        from ..models.variant import InputConfig
+        if getattr(model, "kind", "") != "ssdlite":
+            raise ExportError(f"only SSDLite detectors export to the phone formats, not "
+                              f"{getattr(model, 'kind', type(model).__name__)!r} (RoI pooling and "
+                              f"region proposals stay in PyTorch or ONNX): use export_detector")
+        self.backbone, self.head = model.backbone, model.head
+        t = model.transform
+        self.register_buffer("mean", torch.tensor(t.image_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(t.image_std).view(1, -1, 1, 1), persistent=False)
+        self.input_config = InputConfig((3, image_size, image_size), (0.0,) * 3, (1.0,) * 3)
+        self.model_name = f"ssdlite_{model.backbone_name}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(list(self.backbone((x - self.mean) / self.std).values()))
+        return torch.cat([out["bbox_regression"], out["cls_logits"]], -1)
+
+
+def mobile_network(model, image_size: int) -> torch.nn.Module:
+    """What ``edgevision.deploy.export.export`` takes for a phone format (.pte, .tflite,
+    .mlpackage): the segmenter itself (one image tensor in, (N, K + 1, S, S) logits out), or an
+    SSDLite detector's :class:`DetectorNetwork`. The artifact's output is named ``logits``."""
+    from .models import Segmenter
+    if isinstance(model, Segmenter):
+        from ..models.variant import InputConfig
+        model.input_config = InputConfig((3, image_size, image_size), (0.0,) * 3, (1.0,) * 3)
+        model.model_name = f"lraspp_{model.backbone_name}"
+        return model.eval()
+    return DetectorNetwork(model, image_size).eval()

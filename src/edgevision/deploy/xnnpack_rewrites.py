@@ -18,6 +18,9 @@ partitions with copies between them (docs/deploy.md):
 - softmax over the last axis of a 4-D tensor as 2-D rows: XNNPACK keeps conv outputs
   channels-last inside and would softmax over the channels (a wrong result, not a slow one).
 
+For LiteRT, which converts the module itself, ``one_group_norms_decomposed`` swaps one-group
+GroupNorms for the same function in means (its converter leaves BROADCAST_TOs outside XNNPACK).
+
 Then permutes that undo each other and aliases are dropped, and constants are folded: weights
 computed from parameters (ConvNeXt's 1x1-conv MLP reshapes its Linear weights) become constants,
 which XNNPACK requires of a conv's weight; quantize/dequantize of INT8 weights stay.
@@ -294,3 +297,36 @@ def _drop_no_ops(graph_module) -> None:
             node.replace_all_uses_with(src.args[0])
     graph_module.graph.eliminate_dead_code()
     graph_module.recompile()
+
+
+class _OneGroupNorm(torch.nn.Module):
+    """GroupNorm with one group as per-sample means over the flattened sample (the same function
+    to float rounding). LiteRT's converter lowers ``nn.GroupNorm`` with a BROADCAST_TO of its
+    statistics, which XNNPACK does not take (MobileViT V2: 2 per norm, 22 partitions)."""
+
+    def __init__(self, norm: torch.nn.GroupNorm):
+        super().__init__()
+        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
+
+    def forward(self, x):
+        n = x.shape[0]
+        stat = (n,) + (1,) * (x.dim() - 1)
+        d = x - x.reshape(n, -1).mean(-1).reshape(stat)
+        y = d * torch.rsqrt((d * d).reshape(n, -1).mean(-1).reshape(stat) + self.eps)
+        channel = (1, -1) + (1,) * (x.dim() - 2)
+        return y * self.weight.view(channel) + self.bias.view(channel)
+
+
+def one_group_norms_decomposed(module: torch.nn.Module) -> torch.nn.Module:
+    """``module``, or a copy whose affine one-group GroupNorms are :class:`_OneGroupNorm`."""
+    import copy
+    names = [n for n, m in module.named_modules()
+             if isinstance(m, torch.nn.GroupNorm) and m.num_groups == 1 and m.affine]
+    if not names:
+        return module
+    module = copy.deepcopy(module)
+    for name in names:
+        parent, _, attr = name.rpartition(".")
+        owner = module.get_submodule(parent)
+        setattr(owner, attr, _OneGroupNorm(getattr(owner, attr)))
+    return module

@@ -7,9 +7,11 @@ spatially reduced map (a stride-``kv_stride`` depthwise conv + BN in front of ea
 so the attention matrix is ``HW x HW / kv_stride**2``.
 
 Projections are 1x1 convs; the attention itself is one fused
-``F.scaled_dot_product_attention`` call with the shared key/value broadcast over the heads. The
-reshapes are views when the input is channels-last (the MBNet families run NHWC): a
-``(N, H, W, C)`` tensor already is ``(N, HW, heads, key_dim)``.
+``F.scaled_dot_product_attention`` call. As the heads share the key and value, the queries of all
+heads are one head of ``HW * heads`` rows (a row's softmax only sees its own scores): no broadcast
+of the key/value over the heads (which some runtimes cannot run, e.g. LiteRT's BROADCAST_TO) and
+no transposes. The reshapes are views when the input is channels-last (the MBNet families run
+NHWC): a ``(N, H, W, C)`` tensor already is ``(N, HW * heads, key_dim)``.
 
 For inference, :meth:`MultiQueryAttention2d.absorb_input_affine` folds a per-channel affine map
 of the input (the block's pre-norm BatchNorm) into the 1x1 projections; where the keys/values
@@ -49,13 +51,13 @@ class MultiQueryAttention2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        q = self._tokens(self.query_proj(x)).view(n, h * w, self.num_heads, self.key_dim).transpose(1, 2)
+        # every (position, head) query row attends to the same keys: one head of HW * heads rows
+        q = self._tokens(self.query_proj(x)).reshape(n, 1, h * w * self.num_heads, self.key_dim)
         kv = self.kv_pre(x)
-        k = self._tokens(self.key_proj(self.key_down(kv))).unsqueeze(1)  # one head, broadcast
+        k = self._tokens(self.key_proj(self.key_down(kv))).unsqueeze(1)  # (N, 1, L, key_dim)
         v = self._tokens(self.value_proj(self.value_down(kv))).unsqueeze(1)
-        k, v = k.expand(-1, self.num_heads, -1, -1), v.expand(-1, self.num_heads, -1, -1)
-        o = F.scaled_dot_product_attention(q, k, v)  # (N, heads, HW, value_dim)
-        o = o.transpose(1, 2).reshape(n, h, w, self.num_heads * self.value_dim).permute(0, 3, 1, 2)
+        o = F.scaled_dot_product_attention(q, k, v)  # (N, 1, HW * heads, value_dim)
+        o = o.reshape(n, h, w, self.num_heads * self.value_dim).permute(0, 3, 1, 2)
         return self.out_proj(o)
 
     @torch.no_grad()

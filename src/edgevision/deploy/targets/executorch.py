@@ -20,6 +20,11 @@ lowered. Recipe options:
 - ``exclude_ops``: module class names whose modules stay in float (e.g. "Hardswish", "Linear");
 - ``float_nodes``: qualified module names (as in ``named_modules()``) that stay in float.
 
+Models the target cannot take are declared in ``UNSUPPORTED`` (fp32) and ``UNSUPPORTED_INT8``
+(registry name or family -> reason): ``build`` and ``int8`` refuse them before any work with one
+ExportError/QuantizeError saying what to use instead. A program that fails at run time raises one
+EdgeVisionError with the runtime's logged reason.
+
 Sessions run the batch-1 program once per image of a batch (the output rows are copies), so any
 batch size works. The thread pool is process-wide, and resizing it breaks every program already
 loaded: a session with ``threads`` > 0 resizes it only while no other session is open, and
@@ -47,6 +52,8 @@ from ...files import atomic_write, install_file
 from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
 from ..xnnpack_rewrites import rewrite
+from ._unsupported import model_name as _model_name
+from ._unsupported import refuse
 
 NAME = "executorch"
 FORMAT = "executorch"
@@ -59,6 +66,15 @@ _INSTALL = "`.venv/bin/pip install -e '.[mobile]'` (or `pip install executorch==
 _LOGGERS = ("torch.utils._pytree", "torch.export", "torch._export", "torch.fx", "executorch", "torchao")
 _default_threads: list[int] = []  # the runtime's own thread count, read before anyone changes it
 
+# models (by registry name or family) the target refuses up front, with the reason
+UNSUPPORTED: dict[str, str] = {}
+_BOUNDARY = "the int8 program fails at run time (error 0x10): an XNNPACK partition boundary gets a "
+UNSUPPORTED_INT8 = {
+    "efficientvit_msra": _BOUNDARY + "wrong output shape, the quantized channel slices of the cascaded "
+                                     "group attention's q/k/v split staying outside XNNPACK",
+    "mobilevitv2": _BOUNDARY + "wrong output shape in the separable self-attention",
+}
+
 
 class _Captured:
     """What the runtime wrote to stderr inside ``_quiet``, kept for error messages."""
@@ -67,7 +83,8 @@ class _Captured:
     def reason(self, e: BaseException) -> str:
         """One line for an error: the exception's first line, with the runtime's last error log."""
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        logged = [ln.strip() for ln in self.text.splitlines() if "rror" in ln or "issing" in ln]
+        logged = [ln.strip() for ln in self.text.splitlines()
+                  if any(w in ln for w in ("rror", "issing", "ttempted"))]
         return first + (f" ({logged[-1][:200]})" if logged and logged[-1] not in first else "")
 
 
@@ -168,14 +185,30 @@ def session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") 
         if x.ndim != len(shape) or x.shape[1:] != shape[1:]:
             raise ConfigError(f"{path} takes ({', '.join(map(str, shape[1:]))}) images, not "
                               f"{tuple(x.shape[1:])}; export it again at the resolution you need")
-        outs = [loaded.method.execute([torch.from_numpy(x[i:i + 1])])[0].numpy().copy()
-                for i in range(len(x))]
+        try:
+            outs = [loaded.method.execute([torch.from_numpy(x[i:i + 1])])[0].numpy().copy()
+                    for i in range(len(x))]
+        except RuntimeError:
+            raise EdgeVisionError(f"ExecuTorch cannot run {path}: {_failed_run(loaded.method, x)}; "
+                                  f"export the model to ONNX instead (--format onnx)") from None
         return np.concatenate(outs)
     return Session(NAME, precision, run)
 
 
+def _failed_run(method, x: np.ndarray) -> str:
+    """The reason a run failed: the first image run again with the runtime's log captured."""
+    with _quiet() as log:
+        try:
+            method.execute([torch.from_numpy(x[:1])])
+            return "a run failed (the first image runs)"
+        except RuntimeError as e:
+            error = e
+    return log.reason(error)
+
+
 def build(module, example, onnx_path, workdir: Path) -> Path:
     """The fp32 program at batch 1 (the session loops over a batch), written inside ``workdir``."""
+    refuse(module, UNSUPPORTED, "ExecuTorch")
     _runtime()
     art = Path(workdir) / f"model{SUFFIX}"
     with _quiet() as log:
@@ -215,6 +248,7 @@ def int8(source, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
     """PT2E INT8 of the module ``source`` (see the module docstring for the recipe options),
     calibrated on ``calib`` one image at a time and lowered to XNNPACK at ``dst``. No accuracy
     control: returns ("", [])."""
+    refuse(source, UNSUPPORTED_INT8, "ExecuTorch", int8=True)
     _runtime()
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from executorch.exir.passes.constant_prop_pass import constant_prop_pass
@@ -233,10 +267,6 @@ def int8(source, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
             raise EdgeVisionError(f"PT2E quantization of {name} failed: {log.reason(e)}") from None
         _lower(ep, Path(dst), name, log)
     return "", []
-
-
-def _model_name(module) -> str:
-    return getattr(module, "model_name", None) or type(module).__name__
 
 
 def _export(module, example, log):

@@ -1,8 +1,9 @@
 """LiteRT (.tflite, Android): litert-torch converts the reparameterized PyTorch module; the
 LiteRT interpreter runs it on CPU with XNNPACK, which it applies by default.
 
-fp32: ``litert_torch.convert(module, (example,))``. The file keeps the NCHW float32 input every
-edgevision session takes; the converter works in NHWC and adds one TRANSPOSE after the input,
+fp32: ``litert_torch.convert(module, (example,))`` after ``one_group_norms_decomposed`` (so
+XNNPACK takes MobileViT V2 whole). The file keeps the NCHW float32 input every edgevision
+session takes; the converter works in NHWC and adds one TRANSPOSE after the input,
 run by XNNPACK. A channels-last input (``litert_torch.to_channel_last_io``) drops that op but
 moves the same transpose into the caller, for no measurable gain (docs/deploy.md).
 
@@ -29,6 +30,7 @@ module names (e.g. "stages.3.0") kept in float; the NNCF options (``transformer`
   function behind each op: the quantizer finds additions, multiplications and pools by it, so
   residual additions are int8 rather than float between a DEQUANTIZE and a QUANTIZE.
 
+``UNSUPPORTED``/``UNSUPPORTED_INT8`` (model or family -> reason) are refused up front, one error.
 Delegation: each converted file is loaded and its XNNPACK partitions traced back to the ops they
 took; the counts (and the op types left to LiteRT's built-in kernels) are stored beside the
 workdir artifact for ``notes``. Sessions run a batch one image at a time through the batch-1
@@ -57,6 +59,9 @@ from ...files import atomic_write, install_file
 from ..calibration import QuantizeError
 from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
+from ..xnnpack_rewrites import one_group_norms_decomposed
+from ._unsupported import model_name as _model_name
+from ._unsupported import refuse
 
 NAME = "litert"
 FORMAT = "litert"
@@ -65,6 +70,8 @@ SOURCE = "torch"
 METHODS = ("minmax", "histogram")
 
 _PIP = {"litert_torch": "litert-torch==0.10.0", "ai_edge_litert": "ai-edge-litert==2.3.0"}
+UNSUPPORTED: dict[str, str] = {}  # model or family -> why the target refuses it (fp32)
+UNSUPPORTED_INT8: dict[str, str] = {}
 
 
 def _require(module: str):
@@ -227,10 +234,6 @@ def notes(artifact: Path) -> list[str]:
 
 # ---- fp32 ----------------------------------------------------------------------------------
 
-def _model_name(module) -> str:
-    return getattr(module, "model_name", "") or type(module).__name__
-
-
 def _failure(module, e: Exception, what: str, int8: bool = False) -> EdgeVisionError:
     """One line for a conversion that raised: the model, the step, the converter's first line."""
     from ..export import ExportError
@@ -245,11 +248,12 @@ def _failure(module, e: Exception, what: str, int8: bool = False) -> EdgeVisionE
 def build(module, example, onnx_path: Path | None, workdir: Path) -> Path:
     """The fp32 .tflite of ``module`` traced on ``example`` (NCHW float32 input), with its
     delegation recorded for ``notes``."""
+    refuse(module, UNSUPPORTED, "LiteRT")
     lt = _require("litert_torch")
     art = Path(workdir) / "model.tflite"
     try:
         with _quiet():
-            lt.convert(module.eval(), (example,)).export(str(art))
+            lt.convert(one_group_norms_decomposed(module.eval()), (example,)).export(str(art))
     except Exception as e:  # the converter raises many types (torch.export, MLIR lowering)
         raise _failure(module, e, "LiteRT conversion") from None
     _record_delegation(art, module)
@@ -271,6 +275,7 @@ def int8(module, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
     """Static INT8 of ``module`` (the reparameterized eval-mode model) at ``dst``, calibrated on
     ``calib`` (N, C, H, W) as ``recipe`` says (module docstring), float32 I/O, delegation recorded
     for ``notes``. No accuracy control: returns ("", [])."""
+    refuse(module, UNSUPPORTED_INT8, "LiteRT", int8=True)
     _refuse_nncf_options(recipe)
     lt = _require("litert_torch")
     from litert_torch.quantize.quant_config import QuantConfig
