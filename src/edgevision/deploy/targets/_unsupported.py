@@ -1,4 +1,5 @@
-"""Models a target declares it cannot take, checked before any conversion work.
+"""What the phone targets share: the models a target declares it cannot take, checked before any
+conversion work, and the one line that says how much of a graph XNNPACK took.
 
 Each phone target keeps a table ``{model name or family: reason}`` for fp32 export and one for
 INT8; ``refuse`` looks a module up in it (by its registry name, then its family) and raises one
@@ -39,3 +40,13 @@ def refuse(module, table: dict[str, str], runtime: str, int8: bool = False) -> N
     from ..export import ExportError
     raise ExportError(f"{runtime} does not support {name}: {reason}; export it to ONNX "
                       f"(--format onnx) instead")
+
+
+def delegation_line(delegated: int, total: int, partitions: int, left: dict[str, int], where: str) -> str:
+    """"XNNPACK: D of T ops delegated in P partition(s)", with the op types left to ``where``
+    (the runtime's own kernels) and their counts."""
+    line = (f"XNNPACK: {delegated} of {total} ops delegated in {partitions} "
+            f"partition{'s' * (partitions != 1)}")
+    if left:
+        line += f"; left to the {where}: " + ", ".join(f"{n} {op}" for op, n in left.items())
+    return line

@@ -53,7 +53,7 @@ from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
 from ..xnnpack_rewrites import rewrite
 from ._unsupported import model_name as _model_name
-from ._unsupported import refuse
+from ._unsupported import delegation_line, refuse
 
 NAME = "executorch"
 FORMAT = "executorch"
@@ -233,11 +233,7 @@ def notes(artifact: Path) -> list[str]:
     if not side.is_file():
         return []
     d = json.loads(side.read_text())
-    line = (f"XNNPACK: {d['delegated']} of {d['total']} ops delegated in {d['partitions']} "
-            f"partition{'s' if d['partitions'] != 1 else ''}")
-    if d["fallback"]:
-        line += "; left to the portable kernels: " + ", ".join(f"{n} {op}" for op, n in d["fallback"].items())
-    lines = [line]
+    lines = [delegation_line(d["delegated"], d["total"], d["partitions"], d["fallback"], "portable kernels")]
     if d["rewrites"]:
         lines.append("rewritten into ops XNNPACK takes (same function): "
                      + ", ".join(f"{n} {op}" for op, n in d["rewrites"].items()))

@@ -61,7 +61,7 @@ from ..pt2e import calibrate, clamp_aware, with_observer
 from ..session import RuntimeMissing, Session, require
 from ..xnnpack_rewrites import one_group_norms_decomposed
 from ._unsupported import model_name as _model_name
-from ._unsupported import refuse
+from ._unsupported import delegation_line, refuse
 
 NAME = "litert"
 FORMAT = "litert"
@@ -225,10 +225,7 @@ def notes(artifact: Path) -> list[str]:
     if not side.is_file():
         return []
     d = json.loads(side.read_text())
-    line = (f"XNNPACK: {d['delegated']} of {d['ops']} ops delegated in {d['partitions']} "
-            f"partition{'s' * (d['partitions'] != 1)}")
-    if d["left"]:
-        line += "; left to the built-in kernels: " + ", ".join(f"{n} {op}" for op, n in d["left"].items())
+    line = delegation_line(d["delegated"], d["ops"], d["partitions"], d["left"], "built-in kernels")
     return [line] + ([d["capture"]] if d.get("capture") else [])
 
 
