@@ -92,3 +92,13 @@ def nontrivial_bn(model: torch.nn.Module, name: str, size: tuple[int, int]) -> t
     if get_entry(name).family in IDENTITY_STACKING_FAMILIES:
         return realistic_bn(model, size)
     return randomize_bn(model)
+
+
+def train_config(monkeypatch, *argv):
+    """The TrainConfig that `edgevision train ARGV` builds (training itself is replaced)."""
+    import edgevision.train as T
+    from edgevision.cli import main
+    seen = []
+    monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
+    assert main(["train", *argv]) == 0
+    return seen[0]

@@ -5,6 +5,8 @@ import pytest
 
 from edgevision.cli import main
 
+from conftest import train_config
+
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "edgevision", *args], capture_output=True, text=True,
@@ -61,19 +63,11 @@ def test_train_zero_init_flag_reaches_the_config(monkeypatch, tmp_path, flag, ex
     assert seen[0].zero_init is expected
 
 
-def _train_config(monkeypatch, *argv):
-    import edgevision.train as T
-    seen = []
-    monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
-    assert main(["train", *argv]) == 0
-    return seen[0]
-
-
 def test_train_flags_build_the_config(monkeypatch, tmp_path):
     from edgevision.train import ProgressiveConfig, TrainConfig
     out = str(tmp_path)
-    assert _train_config(monkeypatch, "--model", "m", "--out", out) == TrainConfig(model="m", out=out)
-    cfg = _train_config(monkeypatch, "--model", "m", "--out", out, "--opt", "sgd", "--drop-path", "0.1",
+    assert train_config(monkeypatch, "--model", "m", "--out", out) == TrainConfig(model="m", out=out)
+    cfg = train_config(monkeypatch, "--model", "m", "--out", out, "--opt", "sgd", "--drop-path", "0.1",
                         "--drop", "0.2", "--ema", "0.99", "--no-channels-last", "--resolution", "64",
                         "--stop-after-epochs", "1", "--progressive", "--prog-size", "32", "48",
                         "--prog-mixup", "0", "0.2")

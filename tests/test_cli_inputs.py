@@ -7,6 +7,8 @@ import torch
 
 from edgevision.cli import build_parser, main
 
+from conftest import train_config
+
 SMALL = "mobilenetv3_small_075"
 
 
@@ -125,24 +127,16 @@ def test_model_is_required_where_a_verb_needs_one(capsys):
     _fails(capsys, ["info", SMALL, "-m", "efficientnet_b0"], "give the model once")
 
 
-def _train_config(monkeypatch, *argv):
-    import edgevision.train as T
-    seen = []
-    monkeypatch.setattr(T, "train", lambda cfg: seen.append(cfg) or {})
-    assert main(["train", *argv]) == 0
-    return seen[0]
-
-
 def test_train_vocabulary(monkeypatch, tmp_path):
     out = str(tmp_path / "r")
-    cfg = _train_config(monkeypatch, "-m", SMALL, "-o", out, "-b", "8", "-j", "0", "--min-lr", "0.0001",
+    cfg = train_config(monkeypatch, "-m", SMALL, "-o", out, "-b", "8", "-j", "0", "--min-lr", "0.0001",
                         "--resolution", "64", "64", "--resume", "--device", "cpu", "--amp")
     assert (cfg.model, cfg.out, cfg.batch_size, cfg.workers, cfg.min_lr, cfg.resolution, cfg.resume,
             cfg.device, cfg.amp) == (SMALL, out, 8, 0, 1e-4, 64, True, "cpu", True)
-    old = _train_config(monkeypatch, "--model", SMALL, "--out", out, "--batch-size", "8", "--workers", "0",
+    old = train_config(monkeypatch, "--model", SMALL, "--out", out, "--batch-size", "8", "--workers", "0",
                         "--resume", "ck/last.pt")
     assert (old.out, old.batch_size, old.workers, old.resume) == (out, 8, 0, "ck/last.pt")
-    assert _train_config(monkeypatch, "-m", SMALL, "-o", out).resume is False
+    assert train_config(monkeypatch, "-m", SMALL, "-o", out).resume is False
 
 
 def test_same_spelling_in_every_verb():
