@@ -34,12 +34,13 @@ def preprocess(img: Image.Image, cfg: InputConfig, size: int | tuple[int, int] |
     h, w = (size, size) if isinstance(size, int) else (size or tuple(cfg.input_size[1:]))
     img = to_rgb(img) if cfg.input_size[0] == 3 else img.convert("L")
     scale_to = math.floor(max(h, w) / cfg.crop_pct)
+    iw, ih = img.size  # as torchvision's Resize(short side) + CenterCrop, to the pixel
+    short, long = sorted((iw, ih))
+    new_long = int(scale_to * long / short)
+    size_wh = (scale_to, new_long) if iw <= ih else (new_long, scale_to)
+    img = img.resize((max(w, size_wh[0]), max(h, size_wh[1])), _RESAMPLE.get(cfg.interpolation, Image.BICUBIC))
     iw, ih = img.size
-    r = scale_to / min(iw, ih)
-    img = img.resize((max(w, round(iw * r)), max(h, round(ih * r))),
-                     _RESAMPLE.get(cfg.interpolation, Image.BICUBIC))
-    iw, ih = img.size
-    left, top = (iw - w) // 2, (ih - h) // 2
+    left, top = int(round((iw - w) / 2.0)), int(round((ih - h) / 2.0))
     img = img.crop((left, top, left + w, top + h))
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ConfigError, EdgeVisionError
 from .images import preprocess
+from .registry import imagenet_classes
 from .weights import create_with_weights
 from .weights.io import read_state_dict
 
@@ -28,10 +28,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 # artifact suffix -> the runtime that runs it by default
 ARTIFACT_RUNTIMES = {".onnx": "onnxruntime", ".xml": "openvino", ".pte": "executorch",
                      ".tflite": "litert", ".mlpackage": "coreml"}
-
-
-def imagenet_classes() -> list[str]:
-    return resources.files("edgevision").joinpath("data/imagenet_classes.txt").read_text().splitlines()
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -95,19 +91,28 @@ class Classifier:
 
 def _torch_classifier(weights: str, model_name: str | None, device: str) -> Classifier:
     from .train.device import resolve_device
-    _, meta = read_state_dict(weights)
-    name = model_name or meta.get("model")
-    if not name:
-        raise ConfigError(f"{weights!r} does not record which model it belongs to; pass --model NAME")
+    from .weights.pretrained import parse_ref
+    tag = parse_ref(weights)
+    if tag is not None:
+        name = model_name
+        if not name:
+            raise ConfigError("--pretrained needs the model: add -m NAME")
+    else:
+        name = model_name or read_state_dict(weights)[1].get("model")
+        if not name:
+            raise ConfigError(f"{weights!r} does not record which model it belongs to; pass --model NAME")
     dev = resolve_device(device)
     model = create_with_weights(name, weights).to(dev)
     cfg = model.input_config
+    names = getattr(model, "class_names", None) if tag is not None else None
 
     @torch.no_grad()
     def run(x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x).to(dev)).float().cpu().numpy()
-    return Classifier(name, cfg, tuple(cfg.input_size[1:]), run, class_names(weights, model.num_classes),
-                      f"pytorch ({dev})", "fp32")
+    where = f"pytorch ({dev})" + (f", {model.pretrained.name}" if tag is not None else "")
+    return Classifier(name, cfg, tuple(cfg.input_size[1:]), run,
+                      names or class_names(weights, model.num_classes) if tag is None else
+                      names or default_class_names(model.num_classes), where, "fp32")
 
 
 def _artifact_classifier(path: str, model_name: str | None, runtime: str | None, threads: int,

@@ -120,6 +120,12 @@ def list_families() -> list[str]:
 
 
 @lru_cache(maxsize=1)
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names, in the order of the classifiers' outputs."""
+    return resources.files("edgevision").joinpath("data/imagenet_classes.txt").read_text().splitlines()
+
+
+@lru_cache(maxsize=1)
 def reference_figures() -> dict[str, ReferenceFigures]:
     text = resources.files("edgevision").joinpath("data/models.csv").read_text()
     out = {}

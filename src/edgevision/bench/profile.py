@@ -134,10 +134,11 @@ def format_profile(stats: list[LayerStat], top: int = 25) -> str:
 
 def run_profile(name: str, backend: str = "torch", resolution: int | None = None, weights: str | None = None):
     from ..factory import create_model
-    model = create_model(name, channels_last=False)
     if weights:
-        from ..weights import load_weights
-        load_weights(model, weights)
+        from ..weights import create_with_weights
+        model = create_with_weights(name, weights, channels_last=False)
+    else:
+        model = create_model(name, channels_last=False)
     res = resolution or model.input_config.resolution
     if backend == "torch":
         return profile_torch(model, (res, res))

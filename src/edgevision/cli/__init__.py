@@ -24,6 +24,9 @@ def _settle_model(args: argparse.Namespace) -> None:
         if args.model and args.model != pos:
             raise ConfigError("give the model once: as the first argument or with -m/--model")
         args.model = pos
+    if getattr(args, "weights_from_pretrained", False) and args.pretrained:
+        from ..weights.pretrained import weights_ref
+        args.weights = weights_ref(args.pretrained)
     if getattr(args, "model_required", False) and not args.model:
         raise ConfigError(f"which model? `edgevision {args.command} -m NAME` (`edgevision models` "
                           f"lists them)")

@@ -17,6 +17,8 @@ def cmd_models(args) -> int:
     if not names:
         raise EdgeVisionError(f"no model matches pattern {args.pattern!r}"
                               + (f" in family {args.family!r}" if args.family else ""))
+    if args.pretrained:
+        return _list_pretrained(names, args.json)
     rows = [_figures(n) for n in names]
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -28,6 +30,35 @@ def cmd_models(args) -> int:
     print(f"\n{len(names)} models. params/MACs: the reference figures at the listed resolution "
           f"(equal to edgevision's counts, tested); * computed here with torch.utils.flop_counter "
           f"(no published figure); top-1: ImageNet-1k as published by the authors.")
+    return 0
+
+
+def _list_pretrained(names: list[str], as_json: bool) -> int:
+    """The published checkpoints of ``names``: source, top-1, license, preprocessing, and whether
+    the file is on this machine."""
+    from ..weights.pretrained import SOURCES, weights_table
+    table_ = weights_table()
+    entries = [p for n in names for p in table_.get(n, [])]
+    if not entries:
+        raise EdgeVisionError(f"no published weights are known for {', '.join(names[:5])}"
+                              f"{' ...' if len(names) > 5 else ''}")
+    rows = []
+    for p in entries:
+        local = p.cached()
+        rows.append(dict(dataclasses.asdict(p), name=p.name, cached=str(local) if local else None))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(table([[r["name"], SOURCES[r["source"]], str(r["num_classes"]),
+                  f"{r['top1']:.1f} @{r['eval_size']}" if r["top1"] is not None else "-",
+                  str(r["resolution"]), r["license"] or "-", "yes" if r["cached"] else "-"]
+                 for r in rows],
+                ["weights", "source", "classes", "top-1", "res", "license", "here"], right={2, 3, 4}))
+    here = sum(r["cached"] is not None for r in rows)
+    print(f"\n{len(rows)} checkpoints for {len({r['model'] for r in rows})} models, {here} on this "
+          f"machine. top-1: ImageNet-1k as measured by the weights' publisher at the size shown. "
+          f"Use one: `edgevision predict IMG -m MODEL --pretrained [TAG]`; the first listed per model "
+          f"is its default, unless another one is on this machine.")
     return 0
 
 
@@ -210,9 +241,14 @@ def cmd_bench(args) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for name in args.model:
         _check_resolution(name, args.resolution)
+    weights = None
+    if args.pretrained:  # resolved now: a missing checkpoint fails before any timing
+        from ..weights.pretrained import resolve, weights_ref
+        weights = {n: weights_ref(resolve(n, args.pretrained).tag) for n in args.model}
     with _progress_to_stderr():
         results = benchmark(args.model, backends, args.batch_size, args.resolution, args.threads,
-                            use_cache=not args.no_cache, budget_s=args.budget_s, device=args.device)
+                            use_cache=not args.no_cache, budget_s=args.budget_s, device=args.device,
+                            weights=weights)
     print(f"device: {cpu_description()}; {', '.join(f'{k} {v}' for k, v in library_versions().items())}")
     print(format_results(results))
     if args.output:

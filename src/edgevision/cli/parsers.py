@@ -82,6 +82,17 @@ def _model(p, positional: bool = True, many: bool = False, required: bool = True
     p.set_defaults(model_required=required)
 
 
+def _weights(p, what: str = "weight file to load first (else random weights)", required: bool = False) -> None:
+    """``--weights FILE`` or ``--pretrained [TAG]`` (the published weights; `models --pretrained`
+    lists the tags), one of them."""
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--weights", help=what)
+    g.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+                   help="the model's published weights, with their preprocessing (a TAG picks one; "
+                   "`edgevision models --pretrained` lists them and what is on this machine)")
+    p.set_defaults(weights_from_pretrained=True)
+
+
 def _output(p, help: str, *aliases: str, required: bool = True) -> None:
     p.add_argument("-o", "--output", *aliases, required=required, help=help)
 
@@ -108,6 +119,8 @@ def _models_parser(sub) -> None:
     m = sub.add_parser("models", help="list models with params, MACs, resolution, published top-1")
     m.add_argument("pattern", nargs="?", help="wildcard or substring, e.g. 'efficientnet_b*' or lite")
     m.add_argument("--family", help="only this family (e.g. mobilenetv3, efficientnet, convnext)")
+    m.add_argument("--pretrained", action="store_true", help="list the published weights instead: "
+                   "tag, source, top-1, license, and whether they are on this machine")
     m.add_argument("--json", action="store_true", help="print the list as JSON")
     m.set_defaults(fn=C.cmd_models)
 
@@ -128,7 +141,7 @@ def _export_parser(sub) -> None:
                        "verify against PyTorch")
     _model(e)
     _output(e, f"output file; its suffix picks the format: {_SUFFIXES}")
-    e.add_argument("--weights", help="weight file to load first (else random weights)")
+    _weights(e)
     e.add_argument("--num-classes", type=COUNT, help="classifier size, if the weights have another")
     e.add_argument("--format", choices=FORMATS, help="artifact format (default: from the output's suffix)")
     add_resolution(e, "input size H [W] (one number: square; default: the model's)")
@@ -147,7 +160,7 @@ def _quantize_parser(sub) -> None:
            "executorch/litert/coreml: a model name (with --weights), quantized from PyTorch")
     _output(q, ".onnx (onnxruntime), .xml (openvino), .pte (executorch), .tflite (litert), "
             ".mlpackage (coreml: INT8 weights)")
-    q.add_argument("--weights", help="executorch/litert/coreml: weight file of the model (else random weights)")
+    _weights(q, "executorch/litert/coreml: weight file of the model (else random weights)")
     add_resolution(q, "executorch/litert: input size H [W] (default: the model's)")
     add_options(q, QuantRecipe)
     q.set_defaults(fn=C.cmd_quantize)
@@ -172,8 +185,8 @@ def _predict_parser(sub) -> None:
     pd.add_argument("images", nargs="+", help="image files, folders or glob patterns ('photos/*.jpg')")
     _model(pd, positional=False, required=False,
            help="registered model name (default: the one the weight file records)")
-    pd.add_argument("--weights", required=True, help="weight file (.safetensors, .pth) run in PyTorch, or "
-                    "an exported model (.onnx, .xml, .pte, .tflite) run in its runtime")
+    _weights(pd, "weight file (.safetensors, .pth) run in PyTorch, or an exported model (.onnx, "
+             ".xml, .pte, .tflite) run in its runtime", required=True)
     pd.add_argument("-k", "--topk", type=COUNT, default=5, help="classes shown per image")
     pd.add_argument("--json", action="store_true", help="print the results as JSON")
     _device(pd, "weight files: ")
@@ -196,6 +209,9 @@ def _bench_parser(sub) -> None:
     _threads(b)
     _device(b, "torch backends: ")
     _output(b, "write the results here as JSON (input of `edgevision report`)", "--json", required=False)
+    b.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+                   help="time the models with their published weights (converters cannot prune "
+                   "what random weights leave inert)")
     b.add_argument("--no-cache", action="store_true", help="measure again even if cached")
     b.add_argument("--budget-s", type=POSITIVE, default=2.0, help="timing seconds per measurement")
     b.set_defaults(fn=C.cmd_bench)
@@ -207,7 +223,7 @@ def _profile_parser(sub) -> None:
     pr.add_argument("--backend", choices=["torch", "onnxruntime", "ort"], default="torch",
                     help="where the layers run (ort = onnxruntime)")
     add_resolution(pr, "input size (square; default: the model's)")
-    pr.add_argument("--weights", help="weight file to load first (else random weights)")
+    _weights(pr)
     pr.add_argument("--top", type=COUNT, default=25, help="layers shown")
     pr.set_defaults(fn=C.cmd_profile)
 
@@ -251,7 +267,7 @@ def _train_options(t: argparse.ArgumentParser) -> None:
 def _eval_parser(sub) -> None:
     v = sub.add_parser("eval", help="top-1/top-5 and a confusion matrix of trained weights")
     _model(v, positional=False)
-    v.add_argument("--weights", required=True, help="trained weight file")
+    _weights(v, "trained weight file", required=True)
     v.add_argument("--data", default="embedded", help="'embedded' or a folder with train/ and val/")
     add_resolution(v, "eval size (square; default: 96 for embedded, the model's otherwise)")
     _batch(v, 128)

@@ -84,6 +84,12 @@ class TrainConfig:
     seed: int = option(0, "seed of weights, data order and augmentation")
     weights: str | None = option(None, "initial weights for fine-tuning (the head is re-initialised "
                                  "if its size differs)")
+    pretrained: bool | str = option(False, "start from the model's published weights (a TAG picks "
+                                    "one; `edgevision models --pretrained` lists them); the classifier "
+                                    "is replaced for the data's classes", type=str, nargs="?",
+                                    const=True, metavar="TAG")
+    freeze_epochs: int = option(0, "fine-tuning: train only the new classifier for the first N "
+                                "epochs (backbone weights and BatchNorm statistics fixed)", min=0)
     resume: bool | str = option(False, "continue from a checkpoint: OUT/last.pt, or the PATH given",
                                 type=str, nargs="?", const=True, metavar="PATH")
     stop_after_epochs: int | None = option(None, "end this process after N epochs (tests, time "

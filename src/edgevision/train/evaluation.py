@@ -11,7 +11,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..factory import create_model
-from ..weights import load_weights
 from .data import build_datasets, make_loader
 from .device import resolve_device
 from .plots import plot_confusion
@@ -45,18 +44,19 @@ def run_eval(model_name: str, weights: str, data: str = "embedded", resolution: 
              batch_size: int = 128, val_size: int = 1200, out_png: str | None = None, workers: int = 2,
              device: str = "auto") -> dict:
     """top-1/top-5 of ``weights`` on the validation split, and a confusion-matrix PNG."""
-    from ..weights.io import read_state_dict
+    from ..weights import create_with_weights
+    from ..weights.pretrained import parse_ref
     dev = resolve_device(device)
-    sd, meta = read_state_dict(weights)
-    nc = int(meta.get("num_classes") or 0) or None
-    probe = create_model(model_name, num_classes=1)
+    model = create_with_weights(model_name, weights)
+    probe = model if parse_ref(weights) is not None else create_model(model_name, num_classes=1)
     size = resolution or (96 if data == "embedded" else probe.input_config.resolution)
     if size < probe.input_config.min_size:
         raise ConfigError(f"--resolution {size} is below {model_name}'s minimum input size "
                           f"{probe.input_config.min_size}")
     _, val, classes = build_datasets(data, probe.input_config, size, 0, 1, val_size)
-    model = create_model(model_name, num_classes=nc or len(classes))
-    load_weights(model, weights)
+    if model.num_classes != len(classes):
+        raise ConfigError(f"the weights have {model.num_classes} classes and {data} has "
+                          f"{len(classes)}; evaluate weights trained on this data")
     res = evaluate(model.to(dev), make_loader(val, batch_size, False, workers, 0, 0), model.num_classes,
                    device=dev)
     if out_png:

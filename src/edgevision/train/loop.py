@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, EdgeVisionError
 from ..factory import create_model
 from ..weights import load_weights, save_weights
+from ..weights.pretrained import SOURCES, create_pretrained
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -152,15 +153,44 @@ class Run:
 
 
 def _student(cfg: TrainConfig, num_classes: int, log) -> nn.Module:
-    model = create_model(cfg.model, num_classes=num_classes, drop_path_rate=cfg.drop_path_rate,
-                         drop_rate=cfg.drop_rate, channels_last=cfg.channels_last)
+    """The model to train: random, or from --weights / --pretrained with a fresh classifier when
+    the class count differs. ``model.reinitialized`` names the parameters that start fresh."""
+    if cfg.weights and cfg.pretrained:
+        raise ConfigError("give --weights FILE or --pretrained [TAG], not both")
+    if cfg.freeze_epochs and not (cfg.weights or cfg.pretrained):
+        raise ConfigError("--freeze-epochs freezes pretrained layers: add --pretrained [TAG] or "
+                          "--weights FILE")
+    kwargs = dict(drop_path_rate=cfg.drop_path_rate, drop_rate=cfg.drop_rate,
+                  channels_last=cfg.channels_last)
+    if cfg.pretrained:
+        model = create_pretrained(cfg.model, cfg.pretrained, num_classes=num_classes, **kwargs).train()
+        log(f"starting from {model.pretrained.name} ({SOURCES[model.pretrained.source]}); "
+            f"re-initialised: {', '.join(model.reinitialized) or 'nothing'}")
+        return model
+    model = create_model(cfg.model, num_classes=num_classes, **kwargs)
+    model.reinitialized = [n for n, _ in model.named_parameters()]
     if cfg.zero_init and not cfg.weights:
         zero_init(model)
     if cfg.weights:
         rep = load_weights(model, cfg.weights, strict=False)
         log(f"loaded {rep.loaded} tensors from {cfg.weights} ({rep.source}); "
             f"re-initialised: {', '.join(rep.skipped) or 'nothing'}")
+        fresh = set(rep.skipped) | set(rep.missing)
+        model.reinitialized = [n for n, _ in model.named_parameters() if n in fresh]
     return model
+
+
+def set_frozen(model: nn.Module, frozen: bool) -> None:
+    """Freeze (or release) everything but ``model.reinitialized``: no gradients, and BatchNorm
+    layers in eval mode so their statistics stay those of the pretrained weights."""
+    fresh = set(getattr(model, "reinitialized", []))
+    prefixes = tuple(n.rsplit(".", 1)[0] + "." for n in fresh)
+    for n, p in model.named_parameters():
+        p.requires_grad_(not frozen or n in fresh)
+    if frozen:
+        for n, m in model.named_modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not (n + ".").startswith(prefixes):
+                m.eval()
 
 
 def _teacher(cfg: TrainConfig, num_classes: int) -> nn.Module | None:
@@ -202,7 +232,8 @@ def setup(cfg: TrainConfig, log=print) -> Run:
     train_model = torch.compile(model) if cfg.compile else model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
+        train_model = nn.parallel.DistributedDataParallel(  # frozen epochs leave the backbone unused
+            train_model, device_ids=ids, find_unused_parameters=cfg.freeze_epochs > 0)
     opt = build_optimizer(model, cfg)
     data = _Datasets(cfg, model.input_config, log)
     steps_per_epoch = len(make_loader(data.get(stages[0])[0], cfg.batch_size, True, 0, cfg.seed, 0,
@@ -296,6 +327,8 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[dict, float]:
     loader = make_loader(train_ds, cfg.batch_size, True, cfg.workers, cfg.seed, epoch, run.info.enabled)
     mix = _mixer(v["mixup"], cfg.cutmix, run.num_classes)
     run.train_model.train()
+    if cfg.freeze_epochs:
+        set_frozen(run.model, epoch < cfg.freeze_epochs)
     t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
                disable=not (run.info.is_main and sys.stderr.isatty()),  # logs get one line per epoch

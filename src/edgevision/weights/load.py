@@ -157,9 +157,14 @@ def _adopt_class_names(model: nn.Module, target: nn.Module, meta: dict) -> None:
 
 def create_with_weights(name: str, path: str | os.PathLike, num_classes: int | None = None, **kwargs):
     """``create_model(name)`` sized for the weights in ``path`` (classifier size from the file's
-    metadata or its classifier tensor), with the weights loaded. Returns the model in eval mode."""
+    metadata or its classifier tensor), with the weights loaded. Returns the model in eval mode.
+    ``path`` may also be ``"pretrained"`` or ``"pretrained:TAG"``: the published weights."""
     import json
     from ..factory import create_model
+    from .pretrained import create_pretrained, parse_ref
+    tag = parse_ref(path)
+    if tag is not None:
+        return create_pretrained(name, tag, num_classes=num_classes, **kwargs)
     sd, meta = read_state_dict(path)
     if meta.get("spec_overrides"):  # e.g. bn_eps of weights converted from another library
         kwargs = {**json.loads(meta["spec_overrides"]), **kwargs}
