@@ -5,7 +5,8 @@
 - :class:`InvertedResidual`  pw expand -> dw kxk -> (SE) -> pw project; a.k.a. MBConv
 - :class:`FusedMBConv`       kxk expand -> (SE) -> pw project (EfficientNetV2)
 
-All take the same keyword arguments so a network spec can pick one by name.
+All take the same keyword arguments so a network spec can pick one by name; ``aa`` (see
+layers/aa.py) anti-aliases the block's strided conv.
 """
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def _se(mid_chs: int, se_channels: int, se_act: str, se_gate: str) -> nn.Module:
 
 class ConvBlock(_Residual):
     def __init__(self, in_chs, out_chs, kernel=3, stride=1, act="relu", padding="", bn_eps=1e-5,
-                 skip=None, drop_path=0.0, **_unused):
+                 skip=None, drop_path=0.0, aa="", **_unused):
         super().__init__()
         self.conv = ConvNormAct(in_chs, out_chs, kernel, stride, act=act, padding=padding,
-                                bn_eps=bn_eps)
+                                bn_eps=bn_eps, aa=aa)
         self._init_skip(in_chs, out_chs, stride, bool(skip), drop_path)  # residual only if asked
 
     def forward(self, x):
@@ -51,10 +52,10 @@ class ConvBlock(_Residual):
 class DepthwiseSeparable(_Residual):
     def __init__(self, in_chs, out_chs, kernel=3, stride=1, act="relu", padding="", bn_eps=1e-5,
                  skip=None, drop_path=0.0, se_channels=0, se_act="relu", se_gate="sigmoid",
-                 pw_act=False, **_unused):
+                 pw_act=False, aa="", **_unused):
         super().__init__()
         self.conv_dw = ConvNormAct(in_chs, in_chs, kernel, stride, groups=in_chs, act=act,
-                                   padding=padding, bn_eps=bn_eps)
+                                   padding=padding, bn_eps=bn_eps, aa=aa)
         self.se = _se(in_chs, se_channels, se_act, se_gate)
         self.conv_pw = ConvNormAct(in_chs, out_chs, 1, act=act, apply_act=pw_act, padding=padding,
                                    bn_eps=bn_eps)
@@ -67,11 +68,11 @@ class DepthwiseSeparable(_Residual):
 class InvertedResidual(_Residual):
     def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
                  bn_eps=1e-5, skip=None, drop_path=0.0, se_channels=0, se_act="relu",
-                 se_gate="sigmoid", **_unused):
+                 se_gate="sigmoid", aa="", **_unused):
         super().__init__()
         self.conv_pw = ConvNormAct(in_chs, mid_chs, 1, act=act, padding=padding, bn_eps=bn_eps)
         self.conv_dw = ConvNormAct(mid_chs, mid_chs, kernel, stride, groups=mid_chs, act=act,
-                                   padding=padding, bn_eps=bn_eps)
+                                   padding=padding, bn_eps=bn_eps, aa=aa)
         self.se = _se(mid_chs, se_channels, se_act, se_gate)
         self.conv_pwl = ConvNormAct(mid_chs, out_chs, 1, apply_act=False, padding=padding,
                                     bn_eps=bn_eps)
@@ -84,10 +85,10 @@ class InvertedResidual(_Residual):
 class FusedMBConv(_Residual):
     def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
                  bn_eps=1e-5, skip=None, drop_path=0.0, se_channels=0, se_act="relu",
-                 se_gate="sigmoid", **_unused):
+                 se_gate="sigmoid", aa="", **_unused):
         super().__init__()
         self.conv_exp = ConvNormAct(in_chs, mid_chs, kernel, stride, act=act, padding=padding,
-                                    bn_eps=bn_eps)
+                                    bn_eps=bn_eps, aa=aa)
         self.se = _se(mid_chs, se_channels, se_act, se_gate)
         self.conv_pwl = ConvNormAct(mid_chs, out_chs, 1, apply_act=False, padding=padding,
                                     bn_eps=bn_eps)

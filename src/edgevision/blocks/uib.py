@@ -11,7 +11,8 @@ ConvNext-like      kxk          -          start=k, mid=0
 FFN                -            -          start=0, mid=0
 =================  ===========  =========  ===========
 
-The stride sits on the first depthwise conv that exists after the start one (mid, else start).
+The stride sits on the first depthwise conv that exists after the start one (mid, else start);
+``aa`` anti-aliases it when that is the start or mid one (the end one never strides with it).
 
 :class:`MobileAttentionBlock` is the hybrid models' attention block (mobile multi-query attention).
 """
@@ -48,15 +49,15 @@ class LayerScale2d(nn.Module):
 class UniversalInvertedResidual(_Residual):
     def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
                  bn_eps=1e-5, skip=None, drop_path=0.0, start_kernel=0, end_kernel=0,
-                 layer_scale: float | None = 1e-5, **_unused):
+                 layer_scale: float | None = 1e-5, aa="", **_unused):
         super().__init__()
         if stride > 1 and not (start_kernel or kernel or end_kernel):
             raise ValueError("a strided UIB needs at least one depthwise conv")
         cna = dict(padding=padding, bn_eps=bn_eps, act=act)
-        self.dw_start = ConvNormAct(in_chs, in_chs, start_kernel, stride if not kernel else 1,
-                                    groups=in_chs, apply_act=False, **cna) if start_kernel else nn.Identity()
+        self.dw_start = ConvNormAct(in_chs, in_chs, start_kernel, stride if not kernel else 1, groups=in_chs,
+                                    apply_act=False, aa=aa, **cna) if start_kernel else nn.Identity()
         self.pw_exp = ConvNormAct(in_chs, mid_chs, 1, **cna)
-        self.dw_mid = ConvNormAct(mid_chs, mid_chs, kernel, stride, groups=mid_chs, **cna) \
+        self.dw_mid = ConvNormAct(mid_chs, mid_chs, kernel, stride, groups=mid_chs, aa=aa, **cna) \
             if kernel else nn.Identity()
         self.pw_proj = ConvNormAct(mid_chs, out_chs, 1, apply_act=False, **cna)
         end_stride = stride if not (start_kernel or kernel) else 1

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .aa import anti_alias
 from .act import get_act
 
 
@@ -54,24 +55,29 @@ def create_conv2d(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, 
 
 class ConvNormAct(nn.Module):
     """Conv2d (no bias) -> BatchNorm2d -> activation; the commonest brick of CNNs.
-    ``norm=False``: no BatchNorm (``bn`` is the identity) and, unless ``bias=False``, a conv bias."""
+    ``norm=False``: no BatchNorm (``bn`` is the identity) and, unless ``bias=False``, a conv bias.
+    ``aa`` ("avg" or "blur", see layers/aa.py) with ``stride > 1``: the conv runs at stride 1 and
+    the anti-aliasing pool after the activation does the downsampling."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1,
                  groups: int = 1, dilation: int = 1, padding: str | int = "",
                  act: str | None = "relu", bn_eps: float = 1e-5, apply_act: bool = True,
-                 norm: bool = True, bias: bool | None = None):
+                 norm: bool = True, bias: bool | None = None, aa: str = ""):
         super().__init__()
-        self.conv = create_conv2d(in_chs, out_chs, kernel_size, stride, dilation, groups,
-                                  bias=not norm if bias is None else bias, padding=padding)
+        use_aa = bool(aa) and stride > 1
+        self.conv = create_conv2d(in_chs, out_chs, kernel_size, 1 if use_aa else stride, dilation,
+                                  groups, bias=not norm if bias is None else bias, padding=padding)
         self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps) if norm else nn.Identity()
         self.act = get_act(act if apply_act else None, inplace=True)
+        self.aa = anti_alias(aa, out_chs, stride) if use_aa else None
 
     @property
     def out_channels(self) -> int:
         return self.conv.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.act(self.bn(self.conv(x)))
+        return x if self.aa is None else self.aa(x)
 
     def reparameterize(self) -> nn.Module:
         """Fold the BatchNorm into the conv (inference only); idempotent."""

@@ -66,6 +66,7 @@ class MBNetSpec:
     head_style: str = "conv_bn"  # "conv_bn": conv+BN+act before pooling (EfficientNet, MobileNetV2);
     #                              "pool_conv": pool, then conv with bias + act (MobileNetV3);
     #                              "pool_conv_bn": pool, then conv + BN + act (MobileNetV4)
+    head_bias: bool = True  # "pool_conv" only: the head conv has a bias
     width: float = 1.0  # channel multiplier
     depth: float = 1.0  # repeat multiplier
     depth_trunc: str = "ceil"  # how scaled repeats are rounded: "ceil" (EfficientNet) or "round"
@@ -79,6 +80,7 @@ class MBNetSpec:
     padding: str = ""  # "" PyTorch symmetric padding, "same" TensorFlow SAME padding
     bn_eps: float = 1e-5  # BatchNorm epsilon (1e-3 for TF-ported models)
     layer_scale: float | None = None  # UIB layer-scale init value (None: no layer scale)
+    aa: str = ""  # anti-aliased downsampling in the blocks' strided convs: "", "avg" or "blur" (layers/aa.py)
 
     def scaled(self, width: float = 1.0, depth: float = 1.0) -> "MBNetSpec":
         """The same network with channels x ``width`` and repeats x ``depth`` (compound scaling)."""
@@ -166,7 +168,7 @@ class MBNet(EdgeModel):
         elif spec.head_style == "conv_bn":
             self.head_conv = ConvNormAct(chs, self.num_features, 1, act=spec.act, **common)
         elif spec.head_style == "pool_conv":
-            self.head_conv = nn.Sequential(nn.Conv2d(chs, self.num_features, 1, bias=True),
+            self.head_conv = nn.Sequential(nn.Conv2d(chs, self.num_features, 1, bias=spec.head_bias),
                                            get_act(spec.act, inplace=True))
         elif spec.head_style == "pool_conv_bn":
             self.head_conv = ConvNormAct(chs, self.num_features, 1, act=spec.act, **common)
@@ -197,7 +199,7 @@ class MBNet(EdgeModel):
             se_channels=se_channels, se_act=spec.se_act or act, se_gate=spec.se_gate,
             pw_act=row.pw_act, start_kernel=row.start_kernel, end_kernel=row.end_kernel,
             layer_scale=spec.layer_scale, heads=row.heads, key_dim=row.key_dim,
-            kv_stride=row.kv_stride)
+            kv_stride=row.kv_stride, aa=spec.aa)
 
     # ---- contract
     def trunk(self):

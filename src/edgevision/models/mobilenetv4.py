@@ -3,11 +3,15 @@
 Block forms (see blocks/uib.py): ``_ib`` inverted bottleneck, ``_xdw`` ExtraDW,
 ``_cnx`` ConvNext-like, ``_ffn`` FFN; ``_mqa`` the hybrids' mobile multi-query attention. Counts follow timm (9.7 M for conv-medium where the
 paper says 9.2 M: the head conv is 1280 wide in the released checkpoints).
+``conv_blur_medium`` / ``conv_aa_large``: the same bodies with anti-aliased downsampling (each
+strided block conv runs at stride 1, then a 3x3 binomial blur / 2x2 average pool strides).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .mbnet import MBNet, MBNetSpec, Row
-from .variant import InputConfig, Variant, variant
+from .variant import IMAGENET_INCEPTION, InputConfig, Variant, variant
 
 
 def _xdw(c, a, k, e, s=1, r=1):  # ExtraDW: dw a x a, expand, dw k x k, project
@@ -118,3 +122,15 @@ for _name, _spec, _res, _crop in (("small", MOBILENETV4_CONV_SMALL, 224, 0.875),
     VARIANTS.append(variant(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
              InputConfig(input_size=(3, _res, _res), crop_pct=_crop, interpolation="bicubic"),
              channels_last=True))
+
+# width 0.5 with the stem kept at 32 channels (timm fixes the stem below width 1.0)
+VARIANTS.append(variant("mobilenetv4_conv_small_050", "mobilenetv4",
+                        replace(MOBILENETV4_CONV_SMALL.scaled(width=0.5), fix_stem=True), MBNet,
+                        InputConfig(input_size=(3, 224, 224), interpolation="bicubic", **IMAGENET_INCEPTION),
+                        channels_last=True))
+
+for _name, _spec, _res in (("blur_medium", replace(MOBILENETV4_CONV_MEDIUM, aa="blur"), 224),
+                           ("aa_large", replace(MOBILENETV4_CONV_LARGE, aa="avg"), 448)):
+    VARIANTS.append(variant(f"mobilenetv4_conv_{_name}", "mobilenetv4", _spec, MBNet,
+                            InputConfig(input_size=(3, _res, _res), crop_pct=0.95, interpolation="bicubic"),
+                            channels_last=True))
