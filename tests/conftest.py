@@ -19,6 +19,14 @@ def is_heavy(name: str) -> bool:
     return ref is not None and ref.macs_millions > HEAVY_MACS_M
 
 
+def smallest_per_family() -> dict[str, str]:
+    """family -> its model with the fewest reference MACs (the cheapest representative)."""
+    best: dict[str, str] = {}
+    for n in sorted(ALL_MODELS, key=lambda n: getattr(reference_figures().get(n), "macs_millions", 1e9)):
+        best.setdefault(get_entry(n).family, n)
+    return best
+
+
 def heavy_param(name: str):
     return pytest.param(name, marks=pytest.mark.slow) if is_heavy(name) else name
 

@@ -9,7 +9,7 @@ from edgevision.deploy import reparameterize
 from edgevision.deploy.export import ExportError, ExportReport, export
 from edgevision.errors import ConfigError
 
-from conftest import ALL_MODELS, heavy_param, nontrivial_bn, randomize_bn, small_size
+from conftest import ALL_MODELS, heavy_param, nontrivial_bn, randomize_bn, small_size, smallest_per_family
 
 
 @pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
@@ -73,9 +73,7 @@ def test_dynamic_batch_and_openvino(tmp_path):
         fixed(np.zeros((2, 3, 96, 96), np.float32))
 
 
-FAMILY_REPS = {}
-for _n in ALL_MODELS:
-    FAMILY_REPS.setdefault(ev.registry.get_entry(_n).family, _n)
+FAMILY_REPS = smallest_per_family()
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_REPS.values()))

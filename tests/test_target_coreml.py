@@ -23,7 +23,7 @@ from edgevision.deploy.targets import TARGETS, coreml  # noqa: E402
 from edgevision.files import install_tree  # noqa: E402
 from edgevision.errors import ConfigError, EdgeVisionError  # noqa: E402
 
-from conftest import ALL_MODELS, nontrivial_bn, realistic_bn, small_size  # noqa: E402
+from conftest import ALL_MODELS, nontrivial_bn, realistic_bn, small_size, smallest_per_family  # noqa: E402
 
 PROXY_KEYS = {"random (fp16 PyTorch proxy)", "image (fp16 PyTorch proxy)"}
 
@@ -36,22 +36,12 @@ def registered(monkeypatch):
         monkeypatch.setitem(TARGETS, "coreml", coreml)
 
 
-def _smallest_per_family() -> list[str]:
-    best = {}
-    for n in ALL_MODELS:
-        e = ev.registry.get_entry(n)
-        macs = e.reference.macs_millions if e.reference else 0.0
-        if e.family not in best or macs < best[e.family][1]:
-            best[e.family] = (n, macs)
-    return sorted(n for n, _ in best.values())
-
-
 # the default suite converts four families (ReLU6 convs; TF "same" padding, which the TorchScript
 # route cannot convert under numpy 2.4; LayerNorm + Linear as 1x1 conv; linear attention); the
 # other families are slow
-DEFAULT_FAMILIES = {"mobilenetv2_035", "tf_efficientnet_lite0", "convnext_atto", "efficientvit_b0"}
-FAMILY_PARAMS = [n if n in DEFAULT_FAMILIES else pytest.param(n, marks=pytest.mark.slow)
-                 for n in _smallest_per_family()]
+DEFAULT_FAMILIES = {"mobilenetv2", "efficientnet_lite", "convnext", "efficientvit_mit"}
+FAMILY_PARAMS = [n if fam in DEFAULT_FAMILIES else pytest.param(n, marks=pytest.mark.slow)
+                 for fam, n in sorted(smallest_per_family().items(), key=lambda kv: kv[1])]
 
 
 def _package_bytes(path) -> int:

@@ -25,14 +25,12 @@ from edgevision.deploy.targets import TARGETS  # noqa: E402
 from edgevision.deploy.targets import executorch as et  # noqa: E402
 from edgevision.errors import ConfigError, EdgeVisionError  # noqa: E402
 from edgevision.layers import LayerNorm2d  # noqa: E402
-from edgevision.registry import get_entry, reference_figures  # noqa: E402
+from edgevision.registry import get_entry  # noqa: E402
 
-from conftest import ALL_MODELS, nontrivial_bn, randomize_bn, realistic_bn, small_size  # noqa: E402
+from conftest import ALL_MODELS, nontrivial_bn, randomize_bn, realistic_bn, small_size, smallest_per_family  # noqa: E402
 
 DELEGATION = r"XNNPACK: (\d+) of (\d+) ops delegated in (\d+) partitions?"
-FAMILY_REPS = {}  # the smallest model of each family
-for _n in sorted(ALL_MODELS, key=lambda n: getattr(reference_figures().get(n), "macs_millions", 1e9)):
-    FAMILY_REPS.setdefault(get_entry(_n).family, _n)
+FAMILY_REPS = smallest_per_family()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,7 @@
 
 Three places, each checked the way its owner writes it:
 - the Hugging Face cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``),
-  read and written through huggingface_hub; ``HF_HUB_OFFLINE=1`` forbids downloading. A cached
+  read and written through huggingface_hub; ``HF_HUB_OFFLINE=1`` forbids downloading, ``HF_ENDPOINT`` names a mirror. A cached
   file's content is checked against its blob name (the sha256 of LFS files);
 - the PyTorch hub cache (``TORCH_HOME/hub/checkpoints``), where torchvision and
   efficientnet_pytorch keep their files; their names carry a sha256 prefix, which is checked;
@@ -102,7 +102,8 @@ def hf_fetch(repo_id: str, what: str) -> Path:
     err: Exception | None = None
     for filename in HF_FILES:
         try:
-            return Path(hf_hub_download(repo_id, filename, cache_dir=cache))
+            return Path(hf_hub_download(repo_id, filename, cache_dir=cache,
+                                        endpoint=os.environ.get("HF_ENDPOINT") or None))
         except LocalEntryNotFoundError as e:  # the Hub could not be reached
             err = e
             break
