@@ -16,7 +16,8 @@ from edgevision.weights import official
 
 from conftest import randomize_bn, realistic_bn, small_size
 
-MIT = [n for n in ev.list_models() if get_entry(n).family == "efficientvit_mit"]
+MIT_ALL = [n for n in ev.list_models() if get_entry(n).family == "efficientvit_mit"]
+MIT = [n for n in MIT_ALL if get_entry(n).spec.stem_block == "dsconv"]  # B: the official layout's models
 MSRA = [n for n in ev.list_models() if get_entry(n).family == "efficientvit_msra"]
 
 
@@ -43,6 +44,7 @@ def _round_trip(name, off, wrapper, tmp_path, src):
 
 def test_families_registered():
     assert MIT == [f"efficientvit_b{i}" for i in range(4)]
+    assert MIT_ALL == MIT + [f"efficientvit_l{i}" for i in range(1, 4)]
     assert MSRA == [f"efficientvit_m{i}" for i in range(6)]
 
 
@@ -180,6 +182,16 @@ def test_msra_to_ours_checks_and_reshapes(tmp_path):
     # the official loader (build.py) accepts 1x1 conv weights stored as (out, in)
     flat = dict(off, **{"blocks2.1.se.fc1.weight": off["blocks2.1.se.fc1.weight"].flatten(1)})
     _round_trip("efficientvit_m0", flat, "model", tmp_path, src)
+
+
+def test_official_mit_layout_refuses_l_models():
+    """The official L models keep their stem in backbone.stages.0: not the B layout."""
+    src = ev.create_model("efficientvit_l1")
+    with pytest.raises(WeightsError, match="EfficientViT-B.*source='timm'"):
+        official.to_official(src.state_dict(), src)
+    b0 = ev.create_model("efficientvit_b0")
+    with pytest.raises(WeightsError, match="EfficientViT-B"):
+        E.mit_to_ours(official.to_official(b0.state_dict(), b0), src)
 
 
 def test_mit_unexpected_keys():

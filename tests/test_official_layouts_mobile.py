@@ -26,7 +26,8 @@ MINE = {om.looks_like_official_repvit, om.looks_like_official_mobilevit,
 # patch_embed) and the 1-based rows with stride 2 (= features index of the downsampling blocks).
 REPVIT_ROWS = {"repvit_m0_9": (26, (4, 8, 24)), "repvit_m1_0": (26, (4, 8, 24)),
                "repvit_m1_1": (24, (4, 8, 22)), "repvit_m1_5": (42, (6, 12, 38)),
-               "repvit_m2_3": (54, (8, 16, 52))}
+               "repvit_m2_3": (54, (8, 16, 52)), "repvit_m1": (26, (4, 8, 24)),
+               "repvit_m2": (24, (4, 8, 22)), "repvit_m3": (34, (6, 12, 32))}
 # ml-cvnets config/mobilevit.py: (stem, layer_3 channels, layer_3 transformer dim, head width)
 MOBILEVIT_V1 = {"mobilevit_xxs": (16, 48, 64, 320), "mobilevit_xs": (16, 64, 96, 384),
                 "mobilevit_s": (16, 96, 144, 640)}
@@ -53,8 +54,13 @@ def _check_repvit(name, off, distilled):
     # stride-1 RepViTBlock: token_mixer = Sequential(RepVGGDW(conv: Conv2d_BN dw, conv1: Conv2d dw
     # with bias, bn), SqueezeExcite(inp, 0.25) = timm SEModule fc1/fc2 (first row has SE=1))
     assert _shape(off, "features.1.token_mixer.0.conv.c.weight") == (w[0], 1, 3, 3)
-    assert _shape(off, "features.1.token_mixer.0.conv1.bias") == (w[0],)
-    assert _shape(off, "features.1.token_mixer.0.bn.weight") == (w[0],)
+    if get_entry(name).spec.branch_bn:  # first release: conv1 is a Conv2d_BN, no bn after the sum
+        assert _shape(off, "features.1.token_mixer.0.conv1.c.weight") == (w[0], 1, 1, 1)
+        assert _shape(off, "features.1.token_mixer.0.conv1.bn.bias") == (w[0],)
+        assert "features.1.token_mixer.0.bn.weight" not in off
+    else:
+        assert _shape(off, "features.1.token_mixer.0.conv1.bias") == (w[0],)
+        assert _shape(off, "features.1.token_mixer.0.bn.weight") == (w[0],)
     rd = max(8, int(w[0] * 0.25 + 4) // 8 * 8)  # timm make_divisible(inp * 0.25, 8, round_limit=0)
     assert _shape(off, "features.1.token_mixer.1.fc1.weight") == (rd, w[0], 1, 1)
     # channel_mixer = Residual(Sequential(Conv2d_BN(inp, 2 inp), GELU, Conv2d_BN(2 inp, oup)))
@@ -68,7 +74,7 @@ def _check_repvit(name, off, distilled):
         assert _shape(off, f"features.{r}.token_mixer.2.c.weight") == (w[i + 1], w[i], 1, 1)
         assert _shape(off, f"features.{r}.channel_mixer.m.0.c.weight") == \
             (2 * w[i + 1], w[i + 1], 1, 1)
-        assert f"features.{r - 1}.token_mixer.0.conv1.weight" in off  # the row before: a RepVGGDW
+        assert f"features.{r - 1}.token_mixer.0.conv.c.weight" in off  # the row before: a RepVGGDW
     # Classfier: classifier (+ classifier_dist if distillation), BN_Linear = bn + l
     assert _shape(off, "classifier.classifier.l.weight") == (1000, w[-1])
     assert _shape(off, "classifier.classifier.bn.running_mean") == (w[-1],)

@@ -4,7 +4,8 @@ A RepViT block separates *token mixing* (a RepVGG-style depthwise conv, optional
 SE) from *channel mixing* (a 1x1 expand -> GELU -> 1x1 project FFN with a residual):
 
 - :class:`RepVggDw` trains three parallel branches — kxk depthwise conv + BN, 1x1 depthwise conv
-  (with bias) and the identity — followed by one BN. For inference the branches are exact linear
+  (with bias) and the identity — followed by one BN (the first RepViT release: a 1x1 conv + BN
+  branch and no BN after the sum). For inference the branches are exact linear
   maps of the input, so :meth:`RepVggDw.reparameterize` merges them into a single kxk depthwise
   conv with bias (the maths lives in :mod:`edgevision.layers.reparam`).
 - :class:`RepViTBlock` = token mixer -> SE (every other block) -> residual FFN.
@@ -26,26 +27,39 @@ from ..layers.reparam import fuse_conv_bn, identity_kernel, merge_parallel_convs
 
 
 class RepVggDw(nn.Module):
-    """``bn(dw_kxk_bn(x) + dw_1x1(x) + x)``; reparameterizes into one depthwise kxk conv."""
+    """``bn(dw_kxk_bn(x) + dw_1x1(x) + x)``; reparameterizes into one depthwise kxk conv.
 
-    def __init__(self, channels: int, kernel: int = 3, bn_eps: float = 1e-5):
+    ``branch_bn`` (the first RepViT release, timm's ``legacy``): the 1x1 branch is conv + BN
+    and there is no BN after the sum, ``dw_kxk_bn(x) + dw_1x1_bn(x) + x``."""
+
+    def __init__(self, channels: int, kernel: int = 3, bn_eps: float = 1e-5, branch_bn: bool = False):
         super().__init__()
         self.conv = ConvNormAct(channels, channels, kernel, groups=channels, act=None, bn_eps=bn_eps)
-        self.conv1 = nn.Conv2d(channels, channels, 1, groups=channels, bias=True)
-        self.bn = nn.BatchNorm2d(channels, eps=bn_eps)
+        if branch_bn:
+            self.conv1 = ConvNormAct(channels, channels, 1, groups=channels, act=None, bn_eps=bn_eps)
+            self.bn = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(channels, channels, 1, groups=channels, bias=True)
+            self.bn = nn.BatchNorm2d(channels, eps=bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x) + self.conv1(x) + x)
 
     @torch.no_grad()
     def reparameterize(self) -> nn.Module:
-        main = fuse_conv_bn(self.conv.conv, self.conv.bn) if isinstance(self.conv.bn, nn.BatchNorm2d) \
-            else self.conv.conv
+        main, side = (_folded(m) for m in (self.conv, self.conv1))
         chs = main.out_channels
         ident = nn.Conv2d(chs, chs, 1, groups=chs, bias=False).to(main.weight)
         ident.weight.copy_(identity_kernel(chs, 1, chs, main.weight))
-        return fuse_conv_bn(merge_parallel_convs([main, self.conv1, ident]), self.bn)
+        merged = merge_parallel_convs([main, side, ident])
+        return fuse_conv_bn(merged, self.bn) if isinstance(self.bn, nn.BatchNorm2d) else merged
 
+
+def _folded(m: nn.Module) -> nn.Conv2d:
+    """The plain conv equal to ``m`` (a ConvNormAct without activation, or a Conv2d)."""
+    if isinstance(m, nn.Conv2d):
+        return m
+    return fuse_conv_bn(m.conv, m.bn) if isinstance(m.bn, nn.BatchNorm2d) else m.conv
 
 
 class RepViTBlock(nn.Module):
@@ -54,9 +68,9 @@ class RepViTBlock(nn.Module):
     has_skip = True  # the FFN is residual (training's zero-init scales its last BN to 0)
 
     def __init__(self, chs: int, mlp_ratio: float, kernel: int, use_se: bool, act: str = "gelu",
-                 drop_path: float = 0.0, bn_eps: float = 1e-5):
+                 drop_path: float = 0.0, bn_eps: float = 1e-5, branch_bn: bool = False):
         super().__init__()
-        self.token_mixer = RepVggDw(chs, kernel, bn_eps)
+        self.token_mixer = RepVggDw(chs, kernel, bn_eps, branch_bn)
         # RepViT's SE: 1/4 of the channels, rounded to the nearest multiple of 8
         self.se = SqueezeExcite(chs, make_divisible(chs * 0.25, 8, round_limit=0.0)) if use_se \
             else nn.Identity()
@@ -74,9 +88,9 @@ class RepViTDownsample(nn.Module):
     has_skip = True
 
     def __init__(self, in_chs: int, out_chs: int, mlp_ratio: float, kernel: int, act: str = "gelu",
-                 drop_path: float = 0.0, bn_eps: float = 1e-5):
+                 drop_path: float = 0.0, bn_eps: float = 1e-5, branch_bn: bool = False):
         super().__init__()
-        self.pre_block = RepViTBlock(in_chs, mlp_ratio, kernel, False, act, drop_path, bn_eps)
+        self.pre_block = RepViTBlock(in_chs, mlp_ratio, kernel, False, act, drop_path, bn_eps, branch_bn)
         self.spatial_downsample = ConvNormAct(in_chs, in_chs, kernel, 2, groups=in_chs, act=None,
                                               bn_eps=bn_eps)
         self.channel_downsample = ConvNormAct(in_chs, out_chs, 1, act=None, bn_eps=bn_eps)

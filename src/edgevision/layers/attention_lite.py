@@ -33,7 +33,7 @@ def _no_autocast(device_type: str):
 
 class LiteMLA(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, head_dim: int = 8, scales: tuple[int, ...] = (5,),
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, bn_eps: float = 1e-5):
         super().__init__()
         self.heads = in_chs // head_dim
         self.dim, self.eps = head_dim, eps
@@ -42,7 +42,7 @@ class LiteMLA(nn.Module):
         self.aggreg = nn.ModuleList(nn.Sequential(
             nn.Conv2d(3 * total, 3 * total, s, padding=s // 2, groups=3 * total, bias=False),
             nn.Conv2d(3 * total, 3 * total, 1, groups=3 * self.heads, bias=False)) for s in scales)
-        self.proj = ConvNormAct(total * (1 + len(scales)), out_chs, 1, act=None)
+        self.proj = ConvNormAct(total * (1 + len(scales)), out_chs, 1, act=None, bn_eps=bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape

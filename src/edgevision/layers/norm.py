@@ -15,6 +15,27 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class SimpleNorm(nn.Module):
+    """``x / sqrt(var(x) + eps) * weight`` over the last dimension: scales by the (unbiased)
+    standard deviation like LayerNorm but neither centres the output nor adds a bias (timm's
+    ``simplenorm``, the norm of ``convnext_zepto_rms*``)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.normalized_shape, self.eps = (dim,), eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.var(-1, keepdim=True) + self.eps) * self.weight
+
+
+class SimpleNorm2d(SimpleNorm):
+    """:class:`SimpleNorm` over the channel dimension of an NCHW tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 class GRN(nn.Module):
     """Global Response Normalization (ConvNeXt V2) for channels-last (N, H, W, C) tensors:
     ``x + gamma * (x * n) + beta`` with ``n = ||x||_2 over HW / mean over C``."""

@@ -1,4 +1,4 @@
-"""RepViT M0.9 - M2.3: a mobile CNN with ViT-style macro design (Wang et al., 2023).
+"""RepViT M0.9 - M2.3 (and the first release's M1 - M3): a mobile CNN with ViT-style macro design (Wang et al., 2023).
 
 The network is an early-convolution stem (two stride-2 3x3 conv-BNs with GELU between, stride
 4), then four stages of :class:`~edgevision.blocks.repvit.RepViTBlock` (RepVGG depthwise token
@@ -42,6 +42,7 @@ class RepViTSpec:
     kernel: int = 3  # depthwise kernel of the token mixers and downsampling convs
     act: str = "gelu"  # activation of the stem and the FFNs
     distilled: bool = True  # second (distillation) classifier, averaged with the first in eval
+    branch_bn: bool = False  # token mixer's 1x1 branch as conv + BN, no BN after the sum (m1-m3)
 
     def scaled(self, width: float = 1.0) -> "RepViTSpec":
         return replace(self, widths=tuple(int(w * width) for w in self.widths))
@@ -62,12 +63,13 @@ class RepViT(EdgeModel):
         stages, chs, reduction = [], w0, 4
         for i, (width, depth) in enumerate(zip(spec.widths, spec.depths)):
             if i:
-                down = RepViTDownsample(chs, width, spec.mlp_ratio, spec.kernel, spec.act, next(rates))
+                down = RepViTDownsample(chs, width, spec.mlp_ratio, spec.kernel, spec.act, next(rates),
+                                        branch_bn=spec.branch_bn)
                 reduction *= 2
             else:
                 down = nn.Identity()
             blocks = [RepViTBlock(width, spec.mlp_ratio, spec.kernel, use_se=j % 2 == 0, act=spec.act,
-                                  drop_path=next(rates)) for j in range(depth)]
+                                  drop_path=next(rates), branch_bn=spec.branch_bn) for j in range(depth)]
             stages.append(nn.Sequential(OrderedDict(downsample=down, blocks=nn.Sequential(*blocks))))
             chs = width
             self.feature_info.append(FeatureInfo(i, chs, reduction, f"stages.{i}"))
@@ -116,6 +118,10 @@ def _input_config() -> InputConfig:
 
 
 _VARIANTS = {
+    # the first release (renamed m0_9 / m1_1 later, with other training): other token mixer BNs
+    "repvit_m1": RepViTSpec((48, 96, 192, 384), (2, 2, 14, 2), branch_bn=True),
+    "repvit_m2": RepViTSpec((64, 128, 256, 512), (2, 2, 12, 2), branch_bn=True),
+    "repvit_m3": RepViTSpec((64, 128, 256, 512), (4, 4, 18, 2), branch_bn=True),
     "repvit_m0_9": RepViTSpec((48, 96, 192, 384), (2, 2, 14, 2)),
     "repvit_m1_0": RepViTSpec((56, 112, 224, 448), (2, 2, 14, 2)),
     "repvit_m1_1": RepViTSpec((64, 128, 256, 512), (2, 2, 12, 2)),

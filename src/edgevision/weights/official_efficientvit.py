@@ -93,11 +93,22 @@ def _mit_our_key(k: str) -> str:
     raise _bad(_MIT, k)
 
 
+def _only_b(model) -> None:
+    """EfficientViT-L's official layout differs (its stem is ``backbone.stages.0``): refused."""
+    spec = getattr(model, "spec", None)
+    if spec is not None and (spec.stem_block != "dsconv" or spec.fused_stages):
+        raise WeightsError(f"{getattr(model, 'model_name', 'EfficientViT-L')}: only {_MIT} EfficientViT-B "
+                           f"checkpoints convert, not the L models' layout; load timm's weights "
+                           f"(source='timm') instead")
+
+
 def mit_to_ours(sd: dict, model) -> dict:
+    _only_b(model)
     return {_mit_our_key(k): v for k, v in sd.items()}
 
 
 def mit_to_official(sd: dict, model=None) -> dict:
+    _only_b(model)
     return {_mit_official_key(k): v for k, v in sd.items()}
 
 

@@ -3,7 +3,8 @@
 **RepViT** (``model/repvit.py``): ``features`` is a ModuleList. ``features.0`` is the stem
 Sequential (``0`` and ``2`` are ``Conv2d_BN`` = ``.c`` conv + ``.bn``, ``1`` a GELU). Then one
 ``RepViTBlock`` per cfg row. A stride-1 row has ``token_mixer`` = Sequential(``RepVGGDW`` (``conv``
-Conv2d_BN, ``conv1`` biased dw conv, ``bn``), timm ``SqueezeExcite`` (``fc1``/``fc2`` with bias) or
+Conv2d_BN, ``conv1`` biased dw conv, ``bn``; the first release's m1-m3: ``conv1`` a Conv2d_BN
+and no ``bn``), timm ``SqueezeExcite`` (``fc1``/``fc2`` with bias) or
 Identity) and ``channel_mixer`` = ``Residual(m=Sequential(Conv2d_BN, GELU, Conv2d_BN))``. A
 stride-2 row has ``token_mixer`` = Sequential(dw Conv2d_BN s2, Identity, 1x1 Conv2d_BN) and the
 same ``channel_mixer``. Our (timm's) ``RepViTDownsample`` = the stride-1 row *before* the
@@ -64,30 +65,35 @@ def _rename(sd: dict, table: dict[str, str], what: str, hint=None) -> dict:
 
 
 # ---------------------------------------------------------------- RepViT (THU-MIG/RepViT)
-def _repvit_block(ours: str, off: str) -> list:
-    return [(f"{ours}.token_mixer.conv", f"{off}.token_mixer.0.conv", _CONV_BN),
-            (f"{ours}.token_mixer.conv1", f"{off}.token_mixer.0.conv1", _PLAIN),
-            (f"{ours}.token_mixer.bn", f"{off}.token_mixer.0.bn", _PLAIN_BN),
-            (f"{ours}.se.conv_reduce", f"{off}.token_mixer.1.fc1", _PLAIN),
-            (f"{ours}.se.conv_expand", f"{off}.token_mixer.1.fc2", _PLAIN),
-            (f"{ours}.channel_mixer.conv1", f"{off}.channel_mixer.m.0", _CONV_BN),
-            (f"{ours}.channel_mixer.conv2", f"{off}.channel_mixer.m.2", _CONV_BN)]
+def _repvit_block(ours: str, off: str, branch_bn: bool) -> list:
+    mixer = f"{off}.token_mixer.0"
+    if branch_bn:  # RepVGGDW.conv1 is a Conv2d_BN, no bn after the sum
+        rep = [(f"{ours}.token_mixer.conv1", f"{mixer}.conv1", _CONV_BN)]
+    else:
+        rep = [(f"{ours}.token_mixer.conv1", f"{mixer}.conv1", _PLAIN),
+               (f"{ours}.token_mixer.bn", f"{mixer}.bn", _PLAIN_BN)]
+    return rep + [(f"{ours}.token_mixer.conv", f"{mixer}.conv", _CONV_BN),
+                  (f"{ours}.se.conv_reduce", f"{off}.token_mixer.1.fc1", _PLAIN),
+                  (f"{ours}.se.conv_expand", f"{off}.token_mixer.1.fc2", _PLAIN),
+                  (f"{ours}.channel_mixer.conv1", f"{off}.channel_mixer.m.0", _CONV_BN),
+                  (f"{ours}.channel_mixer.conv2", f"{off}.channel_mixer.m.2", _CONV_BN)]
 
 
 def _repvit_table(model: nn.Module) -> dict[str, str]:
     pairs = [("stem.conv1", "features.0.0", _CONV_BN), ("stem.conv2", "features.0.2", _CONV_BN)]
     row = 1  # features index of the next cfg row
+    branch_bn = getattr(model.spec, "branch_bn", False)
     for i, depth in enumerate(model.spec.depths):
         if i:
             down = f"stages.{i}.downsample"
-            pairs += _repvit_block(f"{down}.pre_block", f"features.{row}")
+            pairs += _repvit_block(f"{down}.pre_block", f"features.{row}", branch_bn)
             pairs += [(f"{down}.spatial_downsample", f"features.{row + 1}.token_mixer.0", _CONV_BN),
                       (f"{down}.channel_downsample", f"features.{row + 1}.token_mixer.2", _CONV_BN),
                       (f"{down}.ffn.conv1", f"features.{row + 1}.channel_mixer.m.0", _CONV_BN),
                       (f"{down}.ffn.conv2", f"features.{row + 1}.channel_mixer.m.2", _CONV_BN)]
             row += 2
         for j in range(depth):
-            pairs += _repvit_block(f"stages.{i}.blocks.{j}", f"features.{row}")
+            pairs += _repvit_block(f"stages.{i}.blocks.{j}", f"features.{row}", branch_bn)
             row += 1
     if getattr(model.spec, "distilled", True):
         pairs += [("head.head", "classifier.classifier", _NORM_LINEAR),
