@@ -98,7 +98,8 @@ def load_model(name: str, weights: str | None):
         torch.manual_seed(0)
         return nontrivial_bn(ev.create_model(name), name, (224, 224)).eval()
     from edgevision.weights import create_with_weights, load_weights
-    if weights.endswith(".safetensors"):
+    from edgevision.weights.pretrained import parse_ref
+    if weights.endswith(".safetensors") or parse_ref(weights) is not None:
         return create_with_weights(name, weights)
     from edgevision.weights.io import read_state_dict
     from edgevision.weights.load import detect_source
@@ -176,7 +177,8 @@ def _speed(onnx: Path, out: Path, runtime: str, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tf_efficientnet_lite0")
-    ap.add_argument("--weights", help="trained weights (.pth/.pt of another library, or .safetensors)")
+    ap.add_argument("--weights", help="trained weights (.pth/.pt of another library, or .safetensors), "
+                    "or 'pretrained[:TAG]' for the model's published weights")
     ap.add_argument("--models", help="speed only: comma-separated models with random weights")
     ap.add_argument("--photos", action="append", default=[],
                     help="a folder of more photos (EDGEVISION_PHOTOS), e.g. an unpacked scikit-image wheel")

@@ -14,6 +14,15 @@ ALL_MODELS = ev.list_models()
 HEAVY_MACS_M = 3000
 
 
+# Models so large that building them at all (hundreds of millions of parameters) is for the slow suite.
+GIANT_PARAMS = 300_000_000
+
+
+def is_giant(name: str) -> bool:
+    ref = reference_figures().get(name)
+    return ref is not None and ref.params > GIANT_PARAMS
+
+
 def is_heavy(name: str) -> bool:
     ref = reference_figures().get(name)
     return ref is not None and ref.macs_millions > HEAVY_MACS_M
