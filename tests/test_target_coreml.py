@@ -40,9 +40,10 @@ def _smallest_per_family() -> list[str]:
     best = {}
     for n in ALL_MODELS:
         e = ev.registry.get_entry(n)
-        macs = e.reference.macs_millions if e.reference else 0.0
-        if e.family not in best or macs < best[e.family][1]:
-            best[e.family] = (n, macs)
+        # on a tie (one network, two paddings) the name the default suite converts wins
+        key = (e.reference.macs_millions if e.reference else 0.0, n not in DEFAULT_FAMILIES)
+        if e.family not in best or key < best[e.family][1]:
+            best[e.family] = (n, key)
     return sorted(n for n, _ in best.values())
 
 
