@@ -18,8 +18,8 @@ def test_every_reference_model_is_registered_or_pending():
 
 def test_list_models_filters():
     effs = ev.list_models(family="efficientnet")
-    assert effs == [f"efficientnet_b{i}" for i in range(8)]
-    assert ev.list_models("*lite*") == [f"tf_efficientnet_lite{i}" for i in range(5)]
+    assert effs == [f"efficientnet_b{i}" for i in range(8)] + [f"tf_efficientnet_b{i}" for i in range(9)]
+    assert ev.list_models("tf_*lite*") == [f"tf_efficientnet_lite{i}" for i in range(5)]
     assert ev.list_models("lite") == ev.list_models("*lite*")  # bare pattern = substring
     assert ev.list_models("mobilenetv3_*_100", family="mobilenetv3") == [
         "mobilenetv3_large_100", "mobilenetv3_small_100"]

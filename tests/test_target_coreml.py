@@ -41,7 +41,8 @@ def registered(monkeypatch):
 # other families are slow
 DEFAULT_FAMILIES = {"mobilenetv2", "efficientnet_lite", "convnext", "efficientvit_mit"}
 FAMILY_PARAMS = [n if fam in DEFAULT_FAMILIES else pytest.param(n, marks=pytest.mark.slow)
-                 for fam, n in sorted(smallest_per_family().items(), key=lambda kv: kv[1])]
+                 for fam, n in sorted(smallest_per_family(prefer={"tf_efficientnet_lite0"}).items(),
+                                      key=lambda kv: kv[1])]
 
 
 def _package_bytes(path) -> int:

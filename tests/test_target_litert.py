@@ -233,7 +233,7 @@ def test_bad_input(model, tmp_path):
 
 # the smallest model of each family
 FAMILY_SMALLEST = ["convnext_atto", "convnextv2_atto", "edgevision_mswa_s", "efficientnet_b0",
-                   "efficientvit_b0", "efficientvit_m0", "mobilenetv1_100", "mobilenetv2_035",
+                   "efficientnet_es", "efficientvit_b0", "efficientvit_m0", "mobilenetv1_100", "mobilenetv2_035",
                    "mobilenetv3_small_075", "mobilenetv4_conv_small", "mobilenetv4_hybrid_medium",
                    "mobilevit_xxs", "mobilevitv2_050", "repvit_m0_9", "tf_efficientnet_lite0",
                    "tf_efficientnetv2_b0"]

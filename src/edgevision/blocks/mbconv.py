@@ -83,12 +83,15 @@ class InvertedResidual(_Residual):
 
 
 class FusedMBConv(_Residual):
+    """``group_size``: channels per group of the expansion conv (MobileNet-EdgeTPU-V2); 0: dense."""
+
     def __init__(self, in_chs, out_chs, mid_chs, kernel=3, stride=1, act="relu", padding="",
                  bn_eps=1e-5, skip=None, drop_path=0.0, se_channels=0, se_act="relu",
-                 se_gate="sigmoid", aa="", **_unused):
+                 se_gate="sigmoid", aa="", group_size=0, **_unused):
         super().__init__()
-        self.conv_exp = ConvNormAct(in_chs, mid_chs, kernel, stride, act=act, padding=padding,
-                                    bn_eps=bn_eps, aa=aa)
+        groups = mid_chs // group_size if group_size else 1
+        self.conv_exp = ConvNormAct(in_chs, mid_chs, kernel, stride, groups=groups, act=act,
+                                    padding=padding, bn_eps=bn_eps, aa=aa)
         self.se = _se(mid_chs, se_channels, se_act, se_gate)
         self.conv_pwl = ConvNormAct(mid_chs, out_chs, 1, apply_act=False, padding=padding,
                                     bn_eps=bn_eps)

@@ -50,6 +50,9 @@ class Row:
     heads: int = 0  # mqa only: query heads (kernel: the key/value downsampling dw kernel)
     key_dim: int = 0  # mqa only: channels per head of queries and of the shared key and value
     kv_stride: int = 1  # mqa only: spatial reduction of keys/values (1 = none)
+    expand_from: int = 0  # er only: channels (before width scaling) the expansion ratio multiplies
+    #                       instead of the input's (TF EfficientNet-EdgeTPU's first block); 0 = input
+    group_size: int = 0  # er only: channels per group of the expansion conv (0 = one group)
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ class MBNet(EdgeModel):
         if row.kind not in BLOCKS:
             raise ConfigError(f"unknown block kind {row.kind!r}; choose one of {', '.join(BLOCKS)}")
         out_chs = self.round_out(row)
-        mid = make_divisible(in_chs * row.expand)
+        mid = make_divisible((spec.round_chs(row.expand_from) if row.expand_from else in_chs) * row.expand)
         act = row.act or spec.act
         se_channels = 0
         if row.se:
@@ -199,7 +202,7 @@ class MBNet(EdgeModel):
             se_channels=se_channels, se_act=spec.se_act or act, se_gate=spec.se_gate,
             pw_act=row.pw_act, start_kernel=row.start_kernel, end_kernel=row.end_kernel,
             layer_scale=spec.layer_scale, heads=row.heads, key_dim=row.key_dim,
-            kv_stride=row.kv_stride, aa=spec.aa)
+            kv_stride=row.kv_stride, aa=spec.aa, group_size=row.group_size)
 
     # ---- contract
     def trunk(self):

@@ -82,7 +82,7 @@ def _convert_mbnet(sd: dict, model: nn.Module) -> dict:
 
 
 _MBNET_FAMILIES = ("mobilenetv1", "mobilenetv2", "mobilenetv3", "mobilenetv4", "mobilenetv4_hybrid",
-                   "efficientnet", "efficientnet_lite", "efficientnetv2")
+                   "efficientnet", "efficientnet_lite", "efficientnetv2", "edgetpu")
 # family -> converter
 _CONVERTERS: dict[str, Converter] = {
     **{f: _convert_mbnet for f in _MBNET_FAMILIES},
