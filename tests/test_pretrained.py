@@ -217,3 +217,28 @@ def test_pretrained_and_weights_are_exclusive_and_eval_checks_classes(hf_cache, 
     assert "not allowed with argument" in capsys.readouterr().err
     assert main(["eval", "-m", "tf_efficientnet_lite0", "--pretrained"]) == 2
     assert "the weights have 1000 classes and embedded has 12" in capsys.readouterr().err
+
+
+def test_weights_table_is_consistent_with_the_registry():
+    """Every row names a registered model, a known source and converter, and a usable
+    preprocessing; every registered model timm publishes weights for has its tags in the table
+    (regenerate with tools/weights_table.py after registering a model)."""
+    from edgevision.weights.hub import _hash_prefix
+    from edgevision.weights.load import SOURCES as CONVERTERS
+    table = weights_table()
+    names = set(ev.list_models())
+    for model, rows in table.items():
+        assert model in names
+        assert len({r.tag for r in rows}) == len(rows), model
+        for r in rows:
+            assert r.source in pretrained.SOURCES and r.convert in CONVERTERS, r
+            assert len(r.mean) == len(r.std) == 3 and 0 < r.crop_pct <= 1 and r.resolution >= 32, r
+            if r.source != "huggingface":
+                assert _hash_prefix(r.filename), r  # the file name carries its sha256 prefix
+    published = {t.split(".")[0] for t in timm.list_models(pretrained=True)}
+    missing = sorted(n for n in names & published if n not in table)
+    assert not missing, f"no weights rows for {missing}: run tools/weights_table.py"
+    for model in sorted(names & published):
+        default = timm.models.get_pretrained_cfg(model).tag
+        tags = [r.tag for r in table[model]]
+        assert default not in tags or tags[0] == default, model  # timm's default is listed first
