@@ -26,7 +26,10 @@ def test_bench_backends_and_cache(tmp_path):
         assert r.p10_ms <= r.median_ms <= r.p90_ms and not r.cached
         assert "cores" in r.machine
     again = benchmark(["mobilenetv3_small_075"], ["torch"], **kw)
-    assert again[0].cached and again[0].median_ms == res[0].median_ms
+    # a steady figure is reused; a noisy one (a busy machine) is measured again
+    assert again[0].cached == res[0].steady
+    if again[0].cached:
+        assert again[0].median_ms == res[0].median_ms and again[0].measured_at == res[0].measured_at
     save_json(res, tmp_path / "r.json")
     assert [r.backend for r in load_json(tmp_path / "r.json")] == [r.backend for r in res]
     md, png = write_report(res, tmp_path / "rep")

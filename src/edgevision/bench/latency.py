@@ -20,8 +20,13 @@ class LatencyResult:
 
     @property
     def spread(self) -> float:
-        """(p90 - p10) / median: relative spread of the timings."""
-        return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms else 0.0
+        return relative_spread(self.median_ms, self.p10_ms, self.p90_ms)
+
+
+def relative_spread(median_ms: float, p10_ms: float, p90_ms: float) -> float:
+    """(p90 - p10) / median: how widely the timings scatter around their median (0 when the
+    median is 0)."""
+    return (p90_ms - p10_ms) / median_ms if median_ms else 0.0
 
 
 def measure_latency(fn: Callable[[], object], warmup: int = 5, min_runs: int = 20,

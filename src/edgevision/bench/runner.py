@@ -1,10 +1,8 @@
 """`edgevision bench`: measure models x backends on this machine, with a per-machine cache."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -20,7 +18,9 @@ from ..files import atomic_write
 from ..registry import get_entry
 from ..text import table
 from .backends import TORCH_BACKENDS, check_backend, current_rss_mb, make_runner
-from .latency import cpu_description, cpu_flags, measure_latency
+from . import cache as _cache
+from .cache import library_versions
+from .latency import cpu_description, measure_latency, relative_spread
 
 
 @dataclass
@@ -44,6 +44,24 @@ class BenchResult:
     top1: float | None
     machine: str
     cached: bool = False
+    measured_at: str = ""  # UTC date and time of the timing (a cached figure keeps its own)
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median: relative spread of the timings."""
+        return relative_spread(self.median_ms, self.p10_ms, self.p90_ms)
+
+    @property
+    def steady(self) -> bool:
+        """Steady enough to be cached (spread at most bench.cache.MAX_SPREAD)."""
+        return _cache.steady(self.median_ms, self.p10_ms, self.p90_ms, self.runs)
+
+    @property
+    def when(self) -> str:
+        """When the figure was measured, as reports print it: "DATE" for a fresh measurement,
+        "cached, measured DATE" for one reused from the cache."""
+        date = self.measured_at or "date unknown"
+        return f"cached, measured {date}" if self.cached else date
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,40 +69,6 @@ class BenchResult:
     @classmethod
     def from_json(cls, d: dict) -> "BenchResult":
         return cls(**{**d, "resolution": tuple(d["resolution"])})
-
-
-def library_versions() -> dict:
-    out = {"torch": torch.__version__}
-    for mod in ("onnxruntime", "openvino"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return out
-
-
-def machine_fingerprint(threads: int) -> str:
-    key = json.dumps([cpu_description(), sorted(cpu_flags()), platform.machine(), library_versions(),
-                      threads], sort_keys=True)
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
-
-
-def cache_path() -> Path:
-    root = Path(os.environ.get("EDGEVISION_CACHE", Path.home() / ".cache" / "edgevision"))
-    return root / "bench-cache.json"
-
-
-def _load_cache() -> dict:
-    try:
-        return json.loads(cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _store(cache: dict) -> None:
-    p = cache_path()
-    with atomic_write(p, ".json") as tmp:
-        tmp.write_text(json.dumps(cache, indent=1))
 
 
 class _PeakSampler:
@@ -119,9 +103,10 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
               threads: int = 0, use_cache: bool = True, progress: bool = True,
               budget_s: float = 2.0, weights: dict[str, str] | None = None,
               device: str = "cpu") -> list[BenchResult]:
-    """Measure every (model, backend); cached results are reused for the same machine/settings.
-    ``resolution`` is one side (square) or (H, W); the torch backends run on ``device``
-    (auto, cpu, cuda, cuda:N), the others on the CPU."""
+    """Measure every (model, backend). With ``use_cache``, a steady figure measured here with the
+    same settings and at least ``budget_s`` is reused (marked cached, with its date) and a steady
+    fresh one is stored; see bench.cache. ``resolution`` is one side (square) or (H, W); the
+    torch backends run on ``device`` (auto, cpu, cuda, cuda:N), the others on the CPU."""
     from ..train.device import resolve_device
     for b in backends:
         check_backend(b)
@@ -132,52 +117,61 @@ def benchmark(models: list[str], backends: list[str], batch: int = 1, resolution
     if threads:
         torch.set_num_threads(threads)
     threads = threads or torch.get_num_threads()
-    fp = machine_fingerprint(threads)
-    machine = cpu_description()
-    cache = _load_cache() if use_cache else {}
+    cache = _cache.load() if use_cache else {}
     results = []
     jobs = [(e, b) for e in entries for b in backends]
     live = progress and sys.stderr.isatty()  # a bar on a terminal, one line per result in a log
     bar = tqdm(jobs, desc="bench", unit="run", disable=not live, leave=True)
     for entry, backend in bar:
         hw = _size(resolution, entry.input_config.resolution)
-        res = hw[0] if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
         w = (weights or {}).get(entry.name, "")
-        where = f"|{dev}" if backend in TORCH_BACKENDS and dev.type != "cpu" else ""
-        key = f"{fp}|{entry.name}|{backend}|{batch}|{res}|{w}{where}"
+        key = _cache.settings_key(threads=threads, model=entry.name, backend=backend, batch=batch,
+                                  resolution=hw, weights=w,
+                                  device=str(dev) if backend in TORCH_BACKENDS else "cpu")
         bar.set_postfix_str(f"{entry.name} {backend}")
-        if use_cache and key in cache:
-            results.append(BenchResult.from_json({**cache[key], "cached": True}))
-            _log_line(results, len(jobs), progress and not live)
-            continue
-        with _PeakSampler() as mem:
-            if w:
-                from ..weights import create_with_weights
-                model = create_with_weights(entry.name, w)
-            else:
-                model = create_model(entry.name).eval()
-            runner = make_runner(model, backend, batch, hw, threads, dev)
-            lat = measure_latency(runner.run, warmup=3, min_runs=10, min_time_s=budget_s / 2,
-                                  max_time_s=budget_s * 2)
-        ref = entry.reference
-        r = BenchResult(entry.name, entry.family, backend, runner.precision, runner.settings, batch, hw,
-                        threads, lat.median_ms, lat.p10_ms, lat.p90_ms, lat.runs,
-                        batch * 1000.0 / lat.median_ms, round(mem.growth, 1), count_params(model),
-                        ref.macs_millions * (hw[0] * hw[1]) / ref.resolution ** 2 if ref else None,
-                        ref.top1 if ref else None, machine)
-        results.append(r)
+        hit = _cache.lookup(cache, key, budget_s) if use_cache else None
+        if hit is not None:
+            results.append(BenchResult.from_json({**hit, "cached": True}))
+        else:
+            results.append(_measure(entry, backend, batch, hw, threads, dev, w, budget_s))
+            if use_cache:
+                _cache.put(cache, key, budget_s, results[-1].to_json())
         _log_line(results, len(jobs), progress and not live)
-        if use_cache:
-            cache[key] = r.to_json()
-            _store(cache)
     return results
+
+
+def _measure(entry, backend: str, batch: int, hw: tuple[int, int], threads: int, dev, w: str,
+             budget_s: float) -> BenchResult:
+    """Build ``entry``'s model (with weights ``w`` if given) for ``backend`` and time it: up to
+    bench.cache.ATTEMPTS measurements until one is steady, keeping the one with the least spread."""
+    with _PeakSampler() as mem:
+        if w:
+            from ..weights import create_with_weights
+            model = create_with_weights(entry.name, w)
+        else:
+            model = create_model(entry.name).eval()
+        runner = make_runner(model, backend, batch, hw, threads, dev)
+        lat = None
+        for _ in range(_cache.ATTEMPTS):  # a noisy attempt (a burst of other work) is tried again
+            attempt = measure_latency(runner.run, warmup=_cache.WARMUP, min_runs=_cache.MIN_RUNS,
+                                      min_time_s=budget_s / 2, max_time_s=budget_s * 2)
+            lat = attempt if lat is None or attempt.spread < lat.spread else lat
+            if _cache.steady(lat.median_ms, lat.p10_ms, lat.p90_ms, lat.runs):
+                break
+    ref = entry.reference
+    return BenchResult(entry.name, entry.family, backend, runner.precision, runner.settings, batch, hw,
+                       threads, lat.median_ms, lat.p10_ms, lat.p90_ms, lat.runs,
+                       batch * 1000.0 / lat.median_ms, round(mem.growth, 1), count_params(model),
+                       ref.macs_millions * (hw[0] * hw[1]) / ref.resolution ** 2 if ref else None,
+                       ref.top1 if ref else None, cpu_description(), measured_at=_cache.now())
 
 
 def _log_line(results: list[BenchResult], total: int, on: bool) -> None:
     if on:
         r = results[-1]
-        print(f"bench {len(results)}/{total}: {r.model} {r.backend} {r.median_ms:.2f} ms"
-              f"{' (cached)' if r.cached else ''}", file=sys.stderr, flush=True)
+        note = f" ({r.when})" if r.cached else "" if r.steady else f" (noisy: spread {r.spread:.0%}, not cached)"
+        print(f"bench {len(results)}/{total}: {r.model} {r.backend} {r.median_ms:.2f} ms{note}",
+              file=sys.stderr, flush=True)
 
 
 def _size(resolution, default: int) -> tuple[int, int]:
@@ -188,13 +182,30 @@ def _size(resolution, default: int) -> tuple[int, int]:
     return (int(resolution[0]), int(resolution[-1]))
 
 
+def spread_text(r: BenchResult) -> str:
+    """The spread as reports print it: "12%", or "48% noisy" above the cache's threshold."""
+    return f"{r.spread:.0%}" + ("" if r.steady else " noisy")
+
+
+def trust_note(results: list[BenchResult]) -> str:
+    """One sentence on how to read the spread and the cached marks of ``results``."""
+    note = (f"spread = (p90 - p10) / median; only figures with a spread of at most "
+            f"{_cache.MAX_SPREAD:.0%} over at least {_cache.MIN_RUNS} runs are cached")
+    if any(not r.steady for r in results):
+        note += ("; noisy figures were measured while the machine was busy: rerun when it is quieter "
+                 "or with a longer budget")
+    if any(r.cached for r in results):
+        note += "; cached figures show when they were measured (--no-cache measures again)"
+    return note + "."
+
+
 def format_results(results: list[BenchResult]) -> str:
     rows = [[r.model, r.backend, r.settings, r.precision, f"{r.batch}", f"{r.resolution[0]}", f"{r.median_ms:.2f}",
-             f"{r.p10_ms:.2f}-{r.p90_ms:.2f}", f"{r.images_per_s:.1f}", f"{r.peak_mem_mb:.0f}",
-             "cache" if r.cached else f"{r.runs}"] for r in results]
-    head = ["model", "backend", "settings", "precision", "bs", "res", "median ms", "p10-p90", "img/s",
-            "mem MB", "runs"]
-    return table(rows, head, right={4, 5, 6, 7, 8, 9, 10})
+             f"{r.p10_ms:.2f}-{r.p90_ms:.2f}", spread_text(r), f"{r.images_per_s:.1f}", f"{r.peak_mem_mb:.0f}",
+             f"{r.runs}", r.when] for r in results]
+    head = ["model", "backend", "settings", "precision", "bs", "res", "median ms", "p10-p90", "spread", "img/s",
+            "mem MB", "runs", "measured"]
+    return table(rows, head, right={4, 5, 6, 7, 8, 9, 10, 11}) + "\n" + trust_note(results)
 
 
 def save_json(results: list[BenchResult], path: str | os.PathLike) -> None:

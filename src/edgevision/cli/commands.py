@@ -278,14 +278,17 @@ def cmd_report(args) -> int:
 
 def cmd_pick(args) -> int:
     from ..bench.pick import pick
+    from ..bench.runner import trust_note
     from ..registry import get_entry
-    res = pick(args.budget_ms, args.backend, args.batch_size, args.family, args.max_params, args.threads)
+    res = pick(args.budget_ms, args.backend, args.batch_size, args.family, args.max_params, args.threads,
+               budget_s=args.budget_s, use_cache=not args.no_cache)
     print(table([[n, s] for n, s in res.table], ["candidate (fewest MACs first)", "latency"]))
+    print(trust_note(res.measured))
     c = res.choice
     ref = get_entry(c.model).reference
     print(f"\npick: {c.model} — {c.median_ms:.2f} ms ({c.backend}, {c.precision}, batch {c.batch}, "
-          f"{c.resolution[0]}px) within {args.budget_ms:g} ms; published top-1 {ref.top1}%, "
-          f"{c.params / 1e6:.2f}M params")
+          f"{c.resolution[0]}px{', ' + c.when if c.cached else ''}) within {args.budget_ms:g} ms; "
+          f"published top-1 {ref.top1}%, {c.params / 1e6:.2f}M params")
     return 0
 
 

@@ -243,6 +243,8 @@ def _pick_parser(sub) -> None:
     pk.add_argument("--family", help="only this family")
     pk.add_argument("--max-params", type=POSITIVE, help="at most this many parameters, in millions")
     _threads(pk)
+    pk.add_argument("--no-cache", action="store_true", help="measure again even if cached")
+    pk.add_argument("--budget-s", type=POSITIVE, default=1.0, help="timing seconds per measurement")
     pk.set_defaults(fn=C.cmd_pick)
 
 
