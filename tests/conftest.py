@@ -38,8 +38,36 @@ def smallest_per_family(prefer=()) -> dict[str, str]:
     return best
 
 
-def heavy_param(name: str):
-    return pytest.param(name, marks=pytest.mark.slow) if is_heavy(name) else name
+# spec fields that scale or retune one architecture without changing its code path
+_SCALING_FIELDS = {"width", "depth", "bn_eps", "norm_eps", "fix_stem"}
+
+
+def _architecture_key(name: str) -> tuple:
+    import dataclasses
+    e = get_entry(name)
+    fields = {f.name: getattr(e.spec, f.name) for f in dataclasses.fields(e.spec)
+              if f.name not in _SCALING_FIELDS}
+    return e.family, type(e.spec).__name__, repr(sorted(fields.items()))
+
+
+def _architecture_representatives() -> set[str]:
+    """The cheapest model of each architecture up to width/depth scaling and BN epsilon (B0 for
+    B0-B7, one MobileNetV2 width, ...): the registry-wide structural checks run on these in the
+    default suite and on every model in the slow one."""
+    best: dict[tuple, str] = {}
+    for n in sorted(ALL_MODELS, key=lambda n: (getattr(reference_figures().get(n), "macs_millions", 1e9), n)):
+        best.setdefault(_architecture_key(n), n)
+    return set(best.values())
+
+
+REPRESENTATIVES = _architecture_representatives()
+
+
+def registry_param(name: str):
+    """``name`` for a registry-wide check: in the default suite when it is a cheap model and the
+    representative of its architecture, else under the slow marker."""
+    slow = is_heavy(name) or name not in REPRESENTATIVES
+    return pytest.param(name, marks=pytest.mark.slow) if slow else name
 
 
 def small_size(name: str) -> int:

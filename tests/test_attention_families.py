@@ -7,7 +7,7 @@ import torch
 import edgevision as ev
 from edgevision.registry import get_entry
 
-from conftest import ALL_MODELS, heavy_param, nontrivial_bn
+from conftest import ALL_MODELS, registry_param, nontrivial_bn
 
 FAMILIES = {"mobilevit", "mobilevitv2", "repvit", "efficientvit_mit", "efficientvit_msra",
             "mobilenetv4_hybrid", "edgevision_mswa"}
@@ -15,7 +15,7 @@ MODELS = [n for n in ALL_MODELS if get_entry(n).family in FAMILIES]
 SIZES = ((224, 224), (256, 256), (288, 288), (192, 256))
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in MODELS])
 def test_any_input_size_gives_logits_and_consistent_feature_maps(name):
     torch.manual_seed(0)
     model = ev.create_model(name, num_classes=10).eval()
@@ -30,7 +30,7 @@ def test_any_input_size_gives_logits_and_consistent_feature_maps(name):
             assert tuple(f.shape) == expect, f"{name} at {h}x{w}: level {info.index} {tuple(f.shape)}"
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in MODELS])
 def test_bf16_autocast_forward_is_finite(name):
     torch.manual_seed(0)
     model = ev.create_model(name).eval()

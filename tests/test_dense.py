@@ -8,10 +8,10 @@ from edgevision.dense import DenseBackbone, build_detector, build_segmenter
 from edgevision.dense.data import DenseDataError, EmbeddedDense, check_target, collate
 from edgevision.dense.train import DenseConfig, train_dense
 
-from conftest import ALL_MODELS, heavy_param
+from conftest import ALL_MODELS, registry_param
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_every_backbone_feeds_an_fpn(name):
     strides = [f.reduction for f in ev.create_model(name, features_only=True).feature_info]
     want = tuple(s for s in (8, 16, 32) if s in strides)

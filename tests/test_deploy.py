@@ -9,10 +9,10 @@ from edgevision.deploy import reparameterize
 from edgevision.deploy.export import ExportError, ExportReport, export
 from edgevision.errors import ConfigError
 
-from conftest import ALL_MODELS, heavy_param, nontrivial_bn, randomize_bn, small_size, smallest_per_family
+from conftest import ALL_MODELS, registry_param, nontrivial_bn, randomize_bn, small_size, smallest_per_family
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_reparameterize_keeps_outputs(name):
     torch.manual_seed(0)
     s = small_size(name)
@@ -39,7 +39,7 @@ def test_reparameterize_refuses_training_mode():
         reparameterize(ev.create_model("mobilenetv3_small_075").train())
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_every_model_exports_to_onnx_and_matches(name, tmp_path):
     torch.manual_seed(0)
     s = small_size(name)

@@ -7,7 +7,7 @@ from edgevision.bench import count_macs
 from edgevision.errors import InputShapeError
 from edgevision.registry import get_entry, reference_figures
 
-from conftest import ALL_MODELS, heavy_param, randomize_bn, small_size
+from conftest import ALL_MODELS, registry_param, randomize_bn, small_size
 
 REF = reference_figures()
 HAS_REF = [n for n in ALL_MODELS if n in REF]
@@ -27,7 +27,7 @@ def test_macs_within_one_percent(name):
     assert abs(macs - REF[name].macs_millions) <= 0.01 * REF[name].macs_millions, macs
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_forward_shapes_two_sizes_and_determinism(name):
     torch.manual_seed(0)
     model = randomize_bn(ev.create_model(name, num_classes=7)).eval()
@@ -44,7 +44,7 @@ def test_forward_shapes_two_sizes_and_determinism(name):
         assert pre.shape == (1, model.num_features)
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
     model = ev.create_model(name, num_classes=5, drop_path_rate=0.1).train()
@@ -55,7 +55,7 @@ def test_backward_reaches_every_parameter(name):
     assert not missing, f"no/invalid gradient for {missing[:5]}"
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_feature_info_matches_feature_maps(name):
     fm = ev.create_model(name, features_only=True).eval()
     info = fm.feature_info
@@ -77,7 +77,7 @@ def test_feature_info_matches_feature_maps(name):
     assert a.shape[1] == info[-1].channels and b.shape[1] == info[1].channels
 
 
-@pytest.mark.parametrize("name", [heavy_param(n) for n in ALL_MODELS])
+@pytest.mark.parametrize("name", [registry_param(n) for n in ALL_MODELS])
 def test_classifier_reset_and_in_chans(name):
     model = ev.create_model(name, in_chans=1, num_classes=3).eval()
     s = small_size(name)
