@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import edgevision as ev
+from edgevision.optimize.inputs import realistic_bn
 from edgevision.registry import get_entry, reference_figures
 
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core
@@ -88,42 +89,6 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if m.affine:
                 m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return model
-
-
-@torch.no_grad()
-def realistic_bn(model: torch.nn.Module, size: tuple[int, int], seed: int = 0) -> torch.nn.Module:
-    """BatchNorm statistics measured on random images, then perturbed, and random affine params.
-
-    :func:`randomize_bn` stats do not match the activations they normalize; in deep nets whose
-    blocks add an identity (RepViT's RepVGG token mixer) the activations then grow ~3x per block
-    to ~1e11 and fp32 round-off alone exceeds relative tolerances. Measured stats keep the
-    network well-scaled, like trained weights, while staying far from the identity."""
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.training) for m in bns]
-    was_training = model.training
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-        if m.affine:  # gains below 1, as trained residual nets have, keep the residual sums bounded
-            m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.3 + 0.2)
-            m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    model.train()
-    size = tuple(max(v, 128) for v in size)  # tiny maps give BN too few samples per channel
-    from edgevision.images import preprocess, synthetic_image
-    cfg = getattr(model, "input_config", None)
-    for i in range(2):  # noise and natural-looking images (what export's parity check feeds)
-        images = [preprocess(synthetic_image(100 + 4 * i + j, size), cfg, size) for j in range(4)]
-        model(torch.cat([torch.randn(4, 3, *size, generator=g), torch.stack(images)]))
-    model.train(was_training)
-    for m, (momentum, training) in zip(bns, saved):
-        m.momentum = momentum
-        n = m.num_features
-        m.running_var.clamp_(min=1e-2)  # dead channels (var ~ 0) would cancel catastrophically
-        std = m.running_var.sqrt()
-        m.running_mean.add_(torch.randn(n, generator=g) * 0.05 * std)
-        m.running_var.mul_(torch.rand(n, generator=g) * 0.2 + 0.9)
     return model
 
 

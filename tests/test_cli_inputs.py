@@ -156,7 +156,7 @@ def test_same_spelling_in_every_verb():
     assert spelled["--workers"] == {("--workers", "-j")}
     assert {s for s in spelled["--output"]} <= {("--output", "-o"), ("--json", "--output", "-o"),
                                                 ("--out", "--output", "-o")}
-    for name in ("export", "quantize", "bench", "profile", "train", "eval"):
+    for name in ("export", "quantize", "optimize", "bench", "profile", "train", "eval"):
         res = [a for a in verbs[name]._actions if "--resolution" in a.option_strings][0]
         assert res.nargs == "+" and res.metavar == ("H", "W"), name
     for name in ("train", "eval", "predict", "bench"):

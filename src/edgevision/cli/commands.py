@@ -235,6 +235,21 @@ def _quantize_torch(args, recipe):
         return add_speed(report, ref.path, batches=(1,), source=recipe.calib)
 
 
+def cmd_optimize(args) -> int:
+    from ..optimize import optimize
+    _check_resolution(args.model, args.resolution)
+    try:
+        batches = tuple(int(b) for b in args.batch.split(",") if b.strip())
+    except ValueError:
+        raise ConfigError(f"--batch takes comma-separated batch sizes, e.g. 1,16; got {args.batch!r}") from None
+    with _progress_to_stderr():
+        res = optimize(args.model, args.weights, args.calib, args.max_drop, args.runtimes, batches,
+                       args.time_limit, args.output, args.resolution, images=args.images,
+                       held_out=args.held_out, threads=args.threads, agreement=args.agreement)
+    print(res.summary())
+    return 0
+
+
 def cmd_bench(args) -> int:
     from ..bench.latency import cpu_description
     from ..bench.runner import benchmark, format_results, library_versions, save_json

@@ -166,6 +166,32 @@ def _quantize_parser(sub) -> None:
     q.set_defaults(fn=C.cmd_quantize)
 
 
+def _optimize_parser(sub) -> None:
+    from ..optimize.candidates import RUNTIMES
+    o = sub.add_parser("optimize", help="the fastest verified artifact for this machine: runtimes x "
+                       "precisions x INT8 recipes, each checked against fp32 and timed")
+    _model(o)
+    _output(o, "output folder: the winning artifact, report.md, results.json, plot.png")
+    _weights(o, "trained weight file (without it or --pretrained: random weights, a speed-only run)")
+    o.add_argument("--calib", default="embedded", help="calibration and held-out images: embedded, "
+                   "photos (views of the photos installed packages ship) or a folder of the model's images")
+    o.add_argument("--max-drop", type=bounded(float, minimum=0.0), default=0.01,
+                   help="largest loss of top-1 agreement with fp32 a candidate may have (fraction)")
+    o.add_argument("--agreement", choices=["all", "confident"], default="all", help="images the agreement "
+                   "is required on: all held-out images, or those where fp32's top-1 probability is >= 0.5 "
+                   "(on 1000-class photos the rest are near-ties that any rounding flips)")
+    o.add_argument("--runtimes", help=f"comma-separated subset of {','.join(RUNTIMES)} (default: every "
+                   f"installed one; onnxruntime fp32 is always the reference)")
+    o.add_argument("--batch", default="1,16", help="comma-separated batch sizes the speed-up is measured at")
+    o.add_argument("--time-limit", type=POSITIVE, help="minutes after which no candidate is started "
+                   "(finished ones stay cached: a rerun resumes)")
+    add_resolution(o, "input size H [W] (one number: square; default: the model's)")
+    o.add_argument("--held-out", type=COUNT, default=200, help="images for the agreement check")
+    o.add_argument("--images", type=COUNT, default=64, help="calibration images")
+    _threads(o)
+    o.set_defaults(fn=C.cmd_optimize)
+
+
 def _convert_parser(sub) -> None:
     c = sub.add_parser("convert", help="convert weights from timm/torchvision/efficientnet_pytorch")
     c.add_argument("input", help="weight file to convert (.pth, .pt, .bin, .safetensors)")
@@ -290,8 +316,8 @@ def _demo_parser(sub) -> None:
     d.set_defaults(fn=C.cmd_demo)
 
 
-VERBS = (_models_parser, _info_parser, _export_parser, _quantize_parser, _convert_parser,
-         _predict_parser, _bench_parser, _profile_parser, _report_parser, _pick_parser,
+VERBS = (_models_parser, _info_parser, _export_parser, _quantize_parser, _optimize_parser,
+         _convert_parser, _predict_parser, _bench_parser, _profile_parser, _report_parser, _pick_parser,
          _train_parser, _eval_parser, _demo_parser)
 
 
