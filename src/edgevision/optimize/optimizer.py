@@ -50,7 +50,7 @@ def _check_args(max_drop, batches, time_limit_min, out) -> tuple[int, ...]:
 def _run_folder(name: str, model, resolution, calib: str, images: int, held_out: int, threads: int,
                 budget_s: float, rounds: int) -> Path:
     """This search's cache folder: one per weights, images, machine and timing settings."""
-    from ..bench.runner import machine_fingerprint
+    from ..bench.cache import machine_fingerprint
     calib_id = calib if calib in ("embedded", "photos") else os.path.abspath(calib)
     key = json.dumps([name, weights_digest(model), list(resolution), calib_id, images, held_out,
                       machine_fingerprint(threads), budget_s, rounds], sort_keys=True)
@@ -117,7 +117,7 @@ def _info(model_name, wdesc, trained, res, calib, images, held_out, max_drop, ba
     from datetime import datetime, timezone
 
     from ..bench.latency import cpu_description
-    from ..bench.runner import library_versions
+    from ..bench.cache import library_versions
     return {"model": model_name, "weights": wdesc, "speed_only": not trained, "resolution": list(res),
             "calib": calib, "images": images, "held_out": held_out, "max_drop": max_drop,
             "batches": list(batches), "threads": threads, "rounds": rounds, "notes": notes,
