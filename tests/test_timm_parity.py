@@ -6,15 +6,15 @@ import torch
 import edgevision as ev
 from edgevision.registry import get_entry
 
-from conftest import ALL_MODELS, is_giant, is_heavy, randomize_bn
+from conftest import ALL_MODELS, REPRESENTATIVES, is_giant, is_heavy, randomize_bn
 
 timm = pytest.importorskip("timm")
 
 TIMM_MODELS = [n for n in ALL_MODELS if timm.is_model(n)]
 # default resolution + one other, non-square one
 PARAMS = []
-for n in TIMM_MODELS:
-    marks = [pytest.mark.slow] if is_heavy(n) else []
+for n in TIMM_MODELS:  # one model per architecture in the default suite (conftest.REPRESENTATIVES)
+    marks = [pytest.mark.slow] if is_heavy(n) or n not in REPRESENTATIVES else []
     PARAMS.append(pytest.param(n, marks=marks, id=n))
 
 
@@ -55,7 +55,8 @@ def test_converted_timm_weights_give_identical_logits(name, tmp_path):
         assert diff <= 1e-5, f"{name} at {h}x{w}: max abs diff {diff:.2e}"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if is_giant(n) else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if is_giant(n) or n not in REPRESENTATIVES else n
                                   for n in TIMM_MODELS if is_heavy(n)])
 def test_heavy_models_match_timm_at_small_size(name, tmp_path):
     """The heavy models' full-resolution parity runs in the slow suite; this keeps them covered
