@@ -6,15 +6,15 @@ library (edgevision.reparameterize / timm's reparameterize_model), exported with
 torch.onnx.export (same exporter, opset and onnxruntime settings), batch 1, default resolution.
 Lower is better (goal <= 1.0).
 
-Part 2 — the fastest verified reduced-precision path (the recipes of int8_recipes.py: ORT INT8,
-OpenVINO INT8 plain / keep-first-last / accuracy-controlled, OpenVINO bf16 where the CPU has it)
-vs onnxruntime fp32 at batch 1 and 16 at --speed-resolution, with top-1 agreement on held-out
-embedded images at --resolution. Agreement is only meaningful with trained weights: pass
---weights-dir with <model>.safetensors files (benchmarks/train_weights.py); without them the
-rows say "random weights".
+Part 2 — the fastest verified reduced-precision path: `edgevision optimize` per model
+(int8_recipes.py: every runtime x precision x the family's INT8 recipes, verified against
+onnxruntime fp32, timed side by side with it at batch 1 and 16), top-1 agreement and speed both
+at --resolution. Agreement is only meaningful with trained weights: pass --weights-dir with
+<model>.safetensors files (benchmarks/train_weights.py); without them the rows say "random
+weights".
 
     .venv/bin/python benchmarks/deploy_vs_timm.py [--part 1|2|both] [--threads N]
-        [--weights-dir runs/weights10 --resolution 64 --speed-resolution 224]
+        [--weights-dir runs/weights10 --resolution 64 --runtimes onnxruntime,openvino]
 """
 from __future__ import annotations
 
@@ -74,23 +74,21 @@ def part1(names, threads, rounds, d):
         print(f"{name:24s} {res:4d} {mo:8.3f} {mt:8.3f} {mo / mt:9.3f}", flush=True)
 
 
-def part2(names, weights_dir, d, resolution=None, speed_resolution=224, held_out=500, recipes=None):
-    """Every recipe of int8_recipes.py; agreement at ``resolution`` (the training size of the
-    weights in ``weights_dir``), speed at ``speed_resolution``; then, per model, the one recipe
-    that keeps >= 99 % agreement and best meets both goals (>= 1.5x at batch 1, >= 2x at batch 16)."""
-    from int8_recipes import HEADER, best_paths, pick, study
-    res = resolution or 64
-    print(f"\nPart 2: reduced precision vs onnxruntime fp32 — agreement on {held_out} held-out images at "
-          f"{res} px, speed-up at {speed_resolution} px (higher is better)")
+def part2(names, weights_dir, opts: dict):
+    """optimize per model (int8_recipes.study); then, per model, optimize's pick against the goals
+    (>= 1.5x at batch 1, >= 2x at batch 16)."""
+    from int8_recipes import HEADER, best_paths, study
+    print(f"\nPart 2: reduced precision vs onnxruntime fp32 (edgevision optimize) — agreement on "
+          f"{opts['held_out']} held-out images and speed-up at {opts['resolution']} px (higher is better)")
     print(HEADER)
     rows = []
+    out = Path(opts.pop("out"))
     for name in names:
         if name not in ev.list_models():
             print(f"{name:24s}  (not available)")
             continue
-        rows += study(name, Path(weights_dir) if weights_dir else None, res, speed_resolution, held_out,
-                      ["reparam"], d, pick(recipes))
-    print("\nBest verified path (>= 99 % top-1 agreement; one recipe for both batch sizes; goal: bs1 >= 1.5x, "
+        rows += study(name, Path(weights_dir) if weights_dir else None, out, **opts)
+    print("\nPick (>= 1 - max-drop top-1 agreement; one artifact for both batch sizes; goal: bs1 >= 1.5x, "
           "bs16 >= 2x)")
     best = best_paths(rows)
     for name in dict.fromkeys(r["model"] for r in rows):
@@ -106,11 +104,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--weights-dir", help="directory of <model>.safetensors trained weights (part 2)")
     ap.add_argument("--models", help="comma-separated override of the model list")
-    ap.add_argument("--resolution", type=int, default=64,
-                    help="part 2: where agreement is measured (the training size of --weights-dir)")
-    ap.add_argument("--speed-resolution", type=int, default=224, help="part 2: where speed is measured")
-    ap.add_argument("--held-out", type=int, default=500, help="part 2: held-out images for the agreement")
-    ap.add_argument("--recipes", help="part 2: comma-separated subset of int8_recipes.RECIPES")
+    from int8_recipes import add_options, options
+    add_options(ap)  # part 2: optimize's options
     args = ap.parse_args()
     print(f"CPU: {cpu_description()}; onnxruntime {__import__('onnxruntime').__version__}; timm {timm.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +113,8 @@ def main():
         if args.part in ("1", "both"):
             part1(args.models.split(",") if args.models else PART1, args.threads, args.rounds, d)
         if args.part in ("2", "both"):
-            part2(args.models.split(",") if args.models else PART2, args.weights_dir, d, args.resolution,
-                  args.speed_resolution, args.held_out, args.recipes)
+            part2(args.models.split(",") if args.models else PART2, args.weights_dir,
+                  dict(options(args), out=args.out))
 
 
 if __name__ == "__main__":

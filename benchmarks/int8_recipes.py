@@ -1,188 +1,101 @@
 #!/usr/bin/env python
-"""Which reduced-precision recipe keeps trained models' predictions, and how fast it runs.
+"""Which reduced-precision path keeps trained models' predictions, and how fast it runs: one
+`edgevision optimize` run per model, its candidates printed as one table.
 
 For every model with trained weights in --weights-dir (``<model>.safetensors``, e.g. from
-benchmarks/train_weights.py), each recipe is applied to the model exported at the training
-resolution, and its top-1 agreement with onnxruntime fp32 is measured on held-out embedded images
-(the "test" split: never calibration or validation images). The same recipe's speed is then
-measured at --speed-resolution (the models' deployment size, 224) against onnxruntime fp32 at
-batch 1 and 16 — weights trained at 64 px are not accurate at 224 px, so agreement is measured
-where the model is accurate and speed where the model is deployed:
-
-- each INT8 recipe is re-applied with the same settings to a --speed-resolution export; for
-  accuracy control, the layers its search reverted to float are kept in float there too
-  (``float_nodes``; ONNX node names do not depend on the export size);
-- bf16 needs no calibration: the fp32 graph at --speed-resolution with a bf16 hint.
-(Reshaping the 64 px OpenVINO IR to 224 px instead is NOT equivalent: TF-"same" padding and other
-size-dependent constants are baked in at export, and tf_efficientnet_lite0's reshaped INT8 IR
-computed something else, 20x "faster".)
-
-Each recipe is run on the reparameterized export (edgevision's default) and, with --graphs
-both, also on the export without reparameterization (only RepViT's graph differs in structure:
-the runtimes fold BatchNorm themselves).
+benchmarks/train_weights.py), optimize tries every runtime x precision x the family's INT8
+recipes (src/edgevision/optimize/candidates.py), verifies each against onnxruntime fp32 on
+held-out embedded images (the "test" split: never calibration images), times each side by side
+with onnxruntime fp32 at batch 1 and 16 and picks the fastest verified one. Agreement and speed
+are measured on the same artifact at --resolution: what is timed is what was verified. A model
+without weights in --weights-dir runs speed only (random weights; agreement not required).
+Each model's OUTDIR (artifact, report.md, results.json, plot.png) is kept under --out; the
+per-machine cache makes a rerun resume.
 
     .venv/bin/python benchmarks/int8_recipes.py --weights-dir runs/weights10 [--models a,b]
-        [--resolution 64] [--speed-resolution 224] [--held-out 500] [--graphs reparam|both]
+        [--resolution 64] [--held-out 500] [--runtimes onnxruntime,openvino] [--max-drop 0.01]
+        [--agreement all|confident] [--time-limit MIN] [--out runs/int8_recipes] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import tempfile
 from pathlib import Path
 
-import numpy as np
-
-import edgevision as ev
 from edgevision.bench import cpu_description
-from edgevision.bench.speed import compare_speed
-from edgevision.deploy.calibration import calibration_images
-from edgevision.deploy.export import export
-from edgevision.deploy.quantize import QuantRecipe, quantize
-from edgevision.deploy.targets import get_target, open_session
+from edgevision.optimize import optimize
 
-OV = QuantRecipe(runtime="openvino")
-# name -> the INT8 recipe (its held-out count is set per run); None: OpenVINO bf16 on the fp32
-# graph; a recipe name: that recipe's OpenVINO INT8 graph run with its unquantized ops in bf16
-RECIPES = {
-    "ort minmax": QuantRecipe(),
-    "ort percentile": QuantRecipe(method="percentile"),
-    "ov nncf": OV,  # activation ranges: global min/max (edgevision's default)
-    "ov nncf own ranges": dataclasses.replace(OV, method="nncf"),  # NNCF's built-in range estimators
-    "ov nncf +se": dataclasses.replace(OV, quantize_se=True),  # squeeze-excite FCs quantized too
-    "ov nncf own ranges +se": dataclasses.replace(OV, method="nncf", quantize_se=True),
-    "ov nncf keep-first-last": dataclasses.replace(OV, keep_first_last=True),
-    "ov nncf transformer": dataclasses.replace(OV, transformer=True),  # NNCF's transformer model type
-    "ov nncf mixed": dataclasses.replace(OV, preset="mixed"),
-    "ov nncf max-drop 0.5%": dataclasses.replace(OV, max_drop=0.005, val_images=300),
-    "ov nncf max-drop 0.5% +bf16": "ov nncf max-drop 0.5%",  # same IR, other ops bf16
-    "ov bf16": None,
-}
+HEADER = f"{'model':24s} {'candidate':28s} {'verified':8s} {'agree':>8s} {'bs1':>6s} {'bs16':>6s}  why not picked"
+BATCHES = (1, 16)
 
 
-HEADER = f"{'model':24s} {'graph':8s} {'recipe':28s} {'agree':>8s} {'bs1':>6s} {'bs16':>6s}"
+def _row(model: str, c: dict, trained: bool) -> dict:
+    speed = {b: c["speedup"].get(str(b), float("nan")) for b in BATCHES}
+    agree = c["top1_agreement"] if c["top1_agreement"] is not None else float("nan")
+    return {"model": model, "recipe": c["candidate"]["name"], "trained": trained, "status": c["status"],
+            "verified": c["verified"], "picked": not c["why_not_picked"], "agreement": agree,
+            "speedup_bs1": speed[1], "speedup_bs16": speed[16], "why": c["why_not_picked"] or c["why"]}
 
 
-def best_paths(rows: list[dict], min_agreement: float = 99.0, goal: tuple[float, float] = (1.5, 2.0)) -> dict:
-    """model -> (bs1 speed-up, bs16 speed-up, recipe): the one verified path (agreement >=
-    min_agreement) that comes closest to, or furthest past, both speed goals at once — the row
-    with the largest min(bs1 / goal[0], bs16 / goal[1]). One recipe per model: a deployment runs
-    one artifact, so the batch-1 and batch-16 figures must come from the same path."""
-    out = {}
-    for r in rows:
-        if r["agreement"] < min_agreement:
-            continue
-        margin = min(r["speedup_bs1"] / goal[0], r["speedup_bs16"] / goal[1])
-        if r["model"] not in out or margin > out[r["model"]][0]:
-            out[r["model"]] = (margin, r["speedup_bs1"], r["speedup_bs16"], r["recipe"])
-    return {m: v[1:] for m, v in out.items()}
+def format_row(r: dict) -> str:
+    ok = "picked" if r["picked"] else ("yes" if r["verified"] else r["status"] if r["status"] != "done" else "no")
+    return (f"{r['model']:24s} {r['recipe']:28s} {ok:8s} {r['agreement']:6.1f} % {r['speedup_bs1']:6.2f} "
+            f"{r['speedup_bs16']:6.2f}  {r['why']}{'' if r['trained'] else ' (random weights)'}")
 
 
-def agreement(ref: np.ndarray, sess, x: np.ndarray) -> tuple[float, float]:
-    got = np.concatenate([sess(x[i:i + 1]) for i in range(len(x))])
-    return float((ref.argmax(1) == got.argmax(1)).mean() * 100), float(np.abs(ref - got).mean())
-
-
-def pick(names: str | None) -> dict:
-    if not names:
-        return RECIPES
-    unknown = [n for n in names.split(",") if n not in RECIPES]
-    if unknown:
-        raise SystemExit(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
-    return {n: RECIPES[n] for n in names.split(",")}
-
-
-def fake_quantizers(xml: Path) -> int:
-    import openvino as ov
-    return sum(op.get_type_name() == "FakeQuantize" for op in ov.Core().read_model(str(xml)).get_ops())
-
-
-def speed(fp32_path: Path, q_path: Path, runtime: str, precision: str) -> dict:
-    """batch -> fp32 / reduced-precision time at batch 1 and 16 (bench.speed's rule, each side the
-    best of 3 medians taken in turn)."""
-    return compare_speed(fp32_path, q_path, runtime, precision, batches=(1, 16), budget_s=1.5,
-                         min_time_s=0.4, rounds=3)[0]
-
-
-def study(name: str, wdir: Path | None, res: int, speed_res: int, held_out: int, graphs: list[str],
-          d: Path, recipes: dict = RECIPES) -> list[dict]:
-    """One row per (graph, recipe); random weights when ``wdir`` has no weights for ``name``."""
+def study(name: str, wdir: Path | None, out: Path, **options) -> list[dict]:
+    """One row per optimize candidate of ``name``; ``options`` go to optimize (resolution,
+    held_out, runtimes, max_drop, agreement, time_limit_min)."""
     w = wdir / f"{name}.safetensors" if wdir else None
-    model = ev.create_with_weights(name, w) if w and w.exists() else ev.create_model(name).eval()
     trained = bool(w and w.exists())
-    cfg = model.input_config
-    x = calibration_images("embedded", cfg, (res, res), held_out, split="test")
-    rows = []
-    for graph in graphs:
-        fp32 = d / f"{name}_{graph}_{res}.onnx"
-        fp32_fast = d / f"{name}_{graph}_{speed_res}.onnx"
-        export(model, fp32, resolution=(res, res), dynamic_batch=True, reparam=graph == "reparam")
-        export(model, fp32_fast, resolution=(speed_res, speed_res), dynamic_batch=True,
-               reparam=graph == "reparam")
-        ref_sess = open_session(fp32, "onnxruntime")
-        ref = np.concatenate([ref_sess(x[i:i + 1]) for i in range(len(x))])
-        made = {}
-        for recipe, rc in recipes.items():
-            note = ""
-            if not isinstance(rc, QuantRecipe):  # no new graph: bf16 on the fp32 one, or an INT8 IR made above
-                if isinstance(rc, str) and rc not in made:
-                    continue
-                slow, fast, prec = (*made[rc], "int8-bf16") if isinstance(rc, str) else (fp32, fp32_fast, "bf16")
-                try:
-                    agree, drift = agreement(ref, open_session(slow, "openvino", precision=prec), x)
-                    sp = speed(fp32_fast, fast, "openvino", prec)
-                except ev.EdgeVisionError as e:
-                    print(f"{name:24s} {graph:8s} {recipe:28s} not available: {e}")
-                    continue
-            else:
-                runtime = rc.runtime
-                q = d / f"{name}_{graph}_{recipe.replace(' ', '_').replace('%', '')}{get_target(runtime).SUFFIX}"
-                r = quantize(fp32, q, dataclasses.replace(rc, held_out=held_out))
-                agree, drift, note = r.top1_agreement, r.logit_drift, r.accuracy_control
-                # the same recipe on the speed-resolution export; accuracy control's search is not
-                # repeated there (the weights are not accurate at that size): the layers it kept
-                # in float are kept in float again
-                fast = d / f"fast_{q.name}"
-                quantize(fp32_fast, fast, dataclasses.replace(rc, held_out=1, max_drop=None,
-                                                              float_nodes=r.float_nodes))
-                if runtime == "openvino" and fake_quantizers(q) != fake_quantizers(fast):
-                    # e.g. accuracy control reverted every layer and named none of them
-                    print(f"{name:24s} {graph:8s} {recipe:28s} skipped: the {speed_res} px graph has "
-                          f"{fake_quantizers(fast)} quantizers, the {res} px one {fake_quantizers(q)} ({note})")
-                    continue
-                made[recipe] = (q, fast)
-                sp = speed(fp32_fast, fast, runtime, "int8")
-            rows.append({"model": name, "graph": graph, "recipe": recipe, "trained": trained, "agreement": agree,
-                         "logit_drift": drift, "speedup_bs1": sp[1], "speedup_bs16": sp[16], "note": note})
-            print(f"{name:24s} {graph:8s} {recipe:28s} {agree:6.1f} % {sp[1]:6.2f} {sp[16]:6.2f} "
-                  f"{'' if trained else '(random weights) '}{note}", flush=True)
+    res = optimize(name, weights=w if trained else None, calib="embedded", batches=BATCHES, out=out / name,
+                   **options)
+    payload = json.loads(Path(res.paths["json"]).read_text())
+    rows = [_row(name, c, trained) for c in payload["candidates"]]
+    for r in rows:
+        print(format_row(r), flush=True)
     return rows
+
+
+def best_paths(rows: list[dict]) -> dict:
+    """model -> (bs1 speed-up, bs16 speed-up, candidate) of optimize's pick: the verified
+    candidate with the largest geometric-mean speed-up over batch 1 and 16 (one artifact serves
+    both batch sizes)."""
+    return {r["model"]: (r["speedup_bs1"], r["speedup_bs16"], r["recipe"]) for r in rows if r["picked"]}
+
+
+def add_options(ap: argparse.ArgumentParser) -> None:
+    """The optimize options this script and deploy_vs_timm.py --part 2 share."""
+    ap.add_argument("--resolution", type=int, default=64,
+                    help="agreement and speed are measured here (the training size of --weights-dir)")
+    ap.add_argument("--held-out", type=int, default=500)
+    ap.add_argument("--runtimes", help="comma-separated; default every installed one")
+    ap.add_argument("--max-drop", type=float, default=0.01)
+    ap.add_argument("--agreement", choices=["all", "confident"], default="all")
+    ap.add_argument("--time-limit", type=float, help="minutes per model")
+    ap.add_argument("--out", default="runs/int8_recipes", help="one optimize OUTDIR per model under here")
+
+
+def options(args) -> dict:
+    return dict(resolution=args.resolution, held_out=args.held_out, runtimes=args.runtimes,
+                max_drop=args.max_drop, agreement=args.agreement, time_limit_min=args.time_limit)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights-dir", required=True)
     ap.add_argument("--models", help="comma-separated; default: every <model>.safetensors in --weights-dir")
-    ap.add_argument("--resolution", type=int, default=64, help="training resolution: agreement is measured here")
-    ap.add_argument("--speed-resolution", type=int, default=224)
-    ap.add_argument("--held-out", type=int, default=500)
-    ap.add_argument("--graphs", choices=["reparam", "both"], default="reparam")
-    ap.add_argument("--recipes", help="comma-separated subset of: "  # argparse %-formats help
-                    + ", ".join(RECIPES).replace("%", "%%"))
+    add_options(ap)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     wdir = Path(args.weights_dir)
     names = args.models.split(",") if args.models else sorted(p.stem for p in wdir.glob("*.safetensors"))
-    graphs = ["reparam", "plain"] if args.graphs == "both" else ["reparam"]
-    print(f"CPU: {cpu_description()}; agreement on {args.held_out} held-out images at {args.resolution} px, "
-          f"speed-up over onnxruntime fp32 at {args.speed_resolution} px (best of 3 rounds)")
+    print(f"CPU: {cpu_description()}; edgevision optimize per model: agreement on {args.held_out} held-out "
+          f"images and speed-up over onnxruntime fp32 at {args.resolution} px (best of 3 rounds)")
     print(HEADER)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            rows += study(name, wdir, args.resolution, args.speed_resolution, args.held_out, graphs, Path(tmp),
-                          pick(args.recipes))
+    for name in names:
+        rows += study(name, wdir, Path(args.out), **options(args))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -60,6 +60,29 @@ def test_pick_within_budget_and_impossible_budget():
         pick(1e-6, family="mobilenetv3", max_params=2.1, threads=1, progress=False, budget_s=0.1)
 
 
+def test_pick_optimized_only_trusts_this_machine(tmp_path, capsys):
+    """A folder optimize did not write is one line; an artifact timed on another CPU never answers
+    a budget here (the format itself is checked against a real optimize run in test_optimize)."""
+    import json
+
+    from edgevision.bench.latency import cpu_description
+    from edgevision.bench.pick import pick_optimized
+    assert main(["pick", "--budget-ms", "10", "--optimized", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    win = {"candidate": {"name": "openvino int8"}, "speedup": {"1": 2.0}, "latency_ms": {"1": [4.0, 2.0]},
+           "top1_agreement": 99.5}
+    payload = {"model": "mobilenetv3_small_075", "winner": "openvino int8", "runtime": "openvino",
+               "precision": "int8", "artifact": "mobilenetv3_small_075.xml", "resolution": [224, 224],
+               "batches": [1], "held_out": 200, "speed_only": False, "weights": "w.safetensors",
+               "machine": cpu_description(), "date": "2026-12-03 16:00 UTC", "candidates": [win]}
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    assert pick_optimized(2.5, [tmp_path]).choice.latency_ms == {1: 2.0}
+    payload["machine"] = "Another CPU, 64 cores, ISA: AVX2, torch 2.0 (1 threads)"
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    with pytest.raises(NoModelFits, match="another machine"):
+        pick_optimized(2.5, [tmp_path])
+
+
 def test_bad_backends(capsys, monkeypatch):
     with pytest.raises(ConfigError, match="unknown backend"):
         benchmark(["mobilenetv3_small_075"], ["tensorrt"], progress=False)

@@ -133,6 +133,27 @@ def test_cli_optimize_prints_the_pick(searched, weights, tmp_path, monkeypatch, 
     assert (tmp_path / "c" / "report.md").is_file()
 
 
+def test_pick_budget_is_answered_with_the_deployed_artifact(searched, capsys):
+    """`pick --optimized DIR`: the latency compared with the budget is the verified winner's, read
+    from optimize's results.json, and the answer names the artifact optimize installed."""
+    from edgevision.bench.optimized import read_optimized
+    from edgevision.bench.pick import NoModelFits, pick_optimized
+    res, out = searched
+    d = read_optimized(out)
+    assert (d.model, d.candidate, d.artifact) == (NAME, res.winner.name, res.paths["artifact"])
+    ms = (min(r.latency_ms[1][0] for r in res.results if 1 in r.latency_ms) if res.winner.candidate.reference
+          else res.winner.latency_ms[1][1])
+    assert d.latency_ms[1] == pytest.approx(ms) and d.artifact.is_file()
+    assert pick_optimized(ms * 1.01, [out], batch=1).choice.artifact == res.paths["artifact"]
+    with pytest.raises(NoModelFits, match="over the budget"):
+        pick_optimized(ms * 0.99, [out], batch=1)
+    with pytest.raises(NoModelFits, match="not timed at batch 4"):
+        pick_optimized(1e6, [out], batch=4)
+    assert main(["pick", "--budget-ms", str(ms * 2), "--optimized", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"deploy: {res.paths['artifact']}" in printed and res.winner.name in printed
+
+
 def test_failing_candidate_is_never_picked_however_fast():
     ref = CandidateResult(Candidate("onnxruntime fp32", "onnxruntime", "fp32"), speedup={1: 1.0, 16: 1.0},
                           top1_agreement=100.0)

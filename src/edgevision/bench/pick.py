@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from ..errors import EdgeVisionError
 from ..registry import get_entry, list_models
+from .latency import cpu_description
+from .optimized import Deployed, fits, read_optimized
 from .runner import BenchResult, benchmark, spread_text
 
 
@@ -60,3 +62,38 @@ def pick(budget_ms: float, backend: str = "torch", batch: int = 1, family: str |
                           f"fastest is {fastest.model} at {fastest.median_ms:.2f} ms")
     best = max(fitting, key=lambda r: (r.top1, -r.median_ms))
     return Pick(best, table, measured)
+
+
+@dataclass
+class OptimizedPick:
+    choice: Deployed
+    table: list[tuple[str, str]]  # (optimize folder, status)
+
+
+def _accuracy(d: Deployed) -> float:
+    """The published top-1 when the artifact carries the published weights, else -1 (unknown)."""
+    ref = get_entry(d.model).reference if d.published else None
+    return ref.top1 if ref is not None and ref.top1 is not None else -1.0
+
+
+def pick_optimized(budget_ms: float, folders, batch: int = 1) -> OptimizedPick:
+    """The budget answered with what will be deployed: among the winners of `edgevision optimize`
+    runs (their OUTDIRs), those measured on this machine within ``budget_ms`` at ``batch``; the
+    most accurate (published top-1, when the artifact has the published weights), then the
+    fastest."""
+    if budget_ms <= 0:
+        raise EdgeVisionError("--budget-ms must be positive")
+    machine = cpu_description()
+    deployed = [read_optimized(f) for f in folders]
+    if not deployed:
+        raise EdgeVisionError("--optimized needs at least one folder written by `edgevision optimize`")
+    table, fitting = [], []
+    for d in deployed:
+        why = fits(d, budget_ms, batch, machine)
+        table.append((f"{d.model} ({d.folder})", why or d.describe(batch)))
+        if not why:
+            fitting.append(d)
+    if not fitting:
+        raise NoModelFits(f"no optimized artifact runs within {budget_ms:g} ms at batch {batch} on this machine: "
+                          + "; ".join(f"{m}: {s}" for m, s in table))
+    return OptimizedPick(max(fitting, key=lambda d: (_accuracy(d), -d.latency_ms[batch])), table)

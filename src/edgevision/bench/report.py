@@ -144,17 +144,34 @@ def _demo_training(plan, evaluated: dict) -> list[str]:
     return lines + ["", "Curves: ![teacher](teacher/curves.png) ![student](student_kd/curves.png)", ""]
 
 
-def _demo_deploy(exported: dict, quantized: dict) -> list[str]:
+def _demo_deploy(exported: dict, optimized: dict, train_res: int) -> list[str]:
+    """Section 2 from the export step and optimize's results.json (read as a file format: the
+    deploy step ran `edgevision optimize`)."""
+    res, batches = optimized["resolution"], optimized["batches"]
     lines = ["## 2. Deploy path of the distilled student", "",
              f"Reparameterized ({exported['params']:,} -> {exported['params_reparameterized']:,} params, "
              f"BN folded) and exported to ONNX ({exported['size_mb']} MB); onnxruntime vs PyTorch max abs "
-             "logit diff: " + ", ".join(f"{k} {v:.1e}" for k, v in exported["max_abs_diff"].items()) + ".",
-             "", "| INT8 | precision that ran | size | top-1 agreement with fp32 | mean logit drift | "
-             "speed vs ORT fp32 bs1 | bs16 |", "|---|---|--:|--:|--:|--:|--:|"]
-    for rt, q in quantized.items():
-        lines.append(f"| {rt} | {q['precision']} | 1/{q['size_ratio']:.2f} | {q['top1_agreement']:.2f}% | "
-                     f"{q['logit_drift']:.4f} | {q['speedup'].get('1', float('nan')):.2f}x | "
-                     f"{q['speedup'].get('16', float('nan')):.2f}x |")
+             "logit diff: " + ", ".join(f"{k} {v:.1e}" for k, v in exported["max_abs_diff"].items()) + ".", "",
+             f"`edgevision optimize` at {res[0]}x{res[1]} px"
+             + (f" (the {train_res} px training size is too little work for INT8 to pay off)"
+                if res[0] > train_res else "")
+             + f": every candidate verified against onnxruntime fp32 on "
+             f"{optimized['held_out']} held-out images (>= {100 * (1 - optimized['max_drop']):.1f} % top-1 "
+             f"agreement required) and timed side by side with it. Full report: "
+             f"[deploy/report.md](deploy/report.md), plot: [deploy/plot.png](deploy/plot.png).", "",
+             f"**{optimized['headline']}**", "",
+             "| candidate | precision that ran | verified | top-1 agreement % | "
+             + " | ".join(f"speed vs ORT fp32 bs{b}" for b in batches) + " | why not picked |",
+             "|---|---|---|--:|" + "--:|" * len(batches) + "---|"]
+    for c in optimized["candidates"]:
+        if c["status"] != "done":
+            lines.append(f"| {c['candidate']['name']} | - | {c['status']} | - |" + " - |" * len(batches)
+                         + f" {c['why']} |")
+            continue
+        speed = [f"{c['speedup'][str(b)]:.2f}x" if str(b) in c["speedup"] else "-" for b in batches]
+        agree = "-" if c["top1_agreement"] is None else f"{c['top1_agreement']:.1f}"
+        lines.append(f"| {c['candidate']['name']} | {c['precision'] or '-'} | {'yes' if c['verified'] else 'no'} | "
+                     f"{agree} | " + " | ".join(speed) + f" | {c['why_not_picked'] or 'picked'} |")
     return lines
 
 
@@ -163,7 +180,7 @@ def demo_report(plan, results: dict, seconds: dict, machine: str) -> str:
     result by step name, ``seconds`` each step's wall time."""
     lines = ["# edgevision demo run", "", f"Machine: {machine}", ""]
     lines += _demo_training(plan, results["evaluate"])
-    lines += _demo_deploy(results["export"], results["quantize"])
+    lines += _demo_deploy(results["export"], results["optimize"], plan.resolution)
     student = [BenchResult.from_json(r) for r in results["bench"]["student"]]
     pareto = [BenchResult.from_json(r) for r in results["bench"]["pareto"]]
     lines += ["", f"## 3. Latency of the student on this machine (batch 1, {plan.resolution}px)", "",

@@ -291,8 +291,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _pick_optimized(args) -> int:
+    from ..bench.pick import pick_optimized
+    res = pick_optimized(args.budget_ms, args.optimized, args.batch_size)
+    print(table([[n, s] for n, s in res.table], ["optimized model (folder)", "deployed artifact"]))
+    c = res.choice
+    print(f"\npick: {c.model} — {c.describe(args.batch_size)} within {args.budget_ms:g} ms\n"
+          f"deploy: {c.artifact}")
+    return 0
+
+
 def cmd_pick(args) -> int:
     from ..bench.pick import pick
+    if args.optimized:
+        return _pick_optimized(args)
     from ..bench.runner import trust_note
     from ..registry import get_entry
     res = pick(args.budget_ms, args.backend, args.batch_size, args.family, args.max_params, args.threads,

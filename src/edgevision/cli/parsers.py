@@ -271,6 +271,10 @@ def _pick_parser(sub) -> None:
     _threads(pk)
     pk.add_argument("--no-cache", action="store_true", help="measure again even if cached")
     pk.add_argument("--budget-s", type=POSITIVE, default=1.0, help="timing seconds per measurement")
+    pk.add_argument("--optimized", nargs="+", metavar="DIR",
+                    help="answer with what will be deployed: the verified winners of `edgevision optimize "
+                         "-o DIR` runs (their latency at --batch-size on this machine) instead of timing "
+                         "registry models")
     pk.set_defaults(fn=C.cmd_pick)
 
 
