@@ -188,7 +188,9 @@ def test_demo_report_marks_cached_pareto_rows(timer):
     ev = {k: {"model": MODEL, "top1": 50.0, "top5": 90.0} for k in ("teacher", "student_kd", "student_baseline")}
     results = {"evaluate": ev, "export": {"params": 1, "params_reparameterized": 1, "size_mb": 1.0,
                                           "max_abs_diff": {"1": 1e-6}},
-               "quantize": {}, "bench": {"student": [fresh.to_json()], "pareto": [cached.to_json()]}}
+               "optimize": {"resolution": [32, 32], "batches": [1], "held_out": 24, "max_drop": 0.01,
+                            "headline": "nothing verified beats onnxruntime fp32", "candidates": []},
+               "bench": {"student": [fresh.to_json()], "pareto": [cached.to_json()]}}
     text = demo_report(TOY, results, {"bench": 1.0}, "cpu")
     assert f"cached, measured {cached.measured_at}" in text and f"| {fresh.measured_at} |" in text
 
