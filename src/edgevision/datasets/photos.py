@@ -139,3 +139,19 @@ class PhotoViews(Dataset):
             return self.transform(view), index % len(self.photos)
         arr = np.asarray(view, dtype=np.float32).transpose(2, 0, 1) / 255.0
         return torch.from_numpy(arr.copy()), index % len(self.photos)
+
+
+def write_image_folder(root, per_class: dict[str, int], photos=None, seed: int = 0,
+                       suffix: str = ".png") -> Path:
+    """An ImageFolder tree under ``root`` with one class per photo (named by its file stem):
+    ``per_class[split]`` views of each photo in ``root/split/<class>/`` (e.g. {"train": 16,
+    "val": 8}); the splits' views never coincide. Returns ``root``."""
+    root = Path(root)
+    photos = [Path(p) for p in (find_photos() if photos is None else photos)]
+    for split, per in per_class.items():
+        views = PhotoViews(split, per * len(photos), seed=seed, photos=photos)
+        for i in range(len(views)):
+            d = root / split / photos[i % len(photos)].stem
+            d.mkdir(parents=True, exist_ok=True)
+            views.view(i).save(d / f"{i}{suffix}")
+    return root
