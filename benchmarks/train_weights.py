@@ -42,7 +42,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default=MODELS)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs for every model (default: 10, ConvNeXt 30)")
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--train-size", type=int, default=6000)
     ap.add_argument("--lr", type=float, default=6e-3)
@@ -57,7 +58,7 @@ def main():
             continue
         t0 = time.perf_counter()
         run = out / "runs" / name
-        cfg = TrainConfig(model=name, out=str(run), epochs=EPOCHS.get(name, args.epochs),
+        cfg = TrainConfig(model=name, out=str(run), epochs=args.epochs or EPOCHS.get(name, 10),
                           resolution=args.resolution, train_size=args.train_size, lr=LR.get(name, args.lr),
                           warmup_epochs=0.5, workers=1, zero_init=ZERO_INIT.get(name, True))
         r = train(cfg)

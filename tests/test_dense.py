@@ -126,7 +126,25 @@ def _phone_export(kind: str, fmt: str, tmp_path, size: int = 64):
     if fmt != "coreml":  # verified by running it against PyTorch; fully delegated to XNNPACK
         assert r.precision == "fp32" and max(r.max_abs_diff.values()) < 1e-4, r.max_abs_diff
         assert r.notes[0].startswith("XNNPACK: ") and "left to" not in r.notes[0], r.notes
+    else:  # the package's output says what it holds
+        import coremltools as ct
+        outputs = [o.name for o in ct.utils.load_spec(str(out)).description.output]
+        assert outputs == [OUTPUT_NAME[kind]], outputs
     return r
+
+
+OUTPUT_NAME = {"lraspp": "logits", "ssdlite": "boxes_and_logits"}
+
+
+@pytest.mark.parametrize("kind", ["lraspp", "ssdlite"])
+def test_dense_output_is_named_by_what_it_holds(kind, tmp_path):
+    """A detector's exported output is its per-anchor boxes and class logits, named so; a
+    segmenter's is per-pixel logits."""
+    import onnx
+    from edgevision.deploy.export import export
+    _, net = _dense(kind, 64)
+    export(net, tmp_path / "m.onnx", resolution=(64, 64))
+    assert [o.name for o in onnx.load(str(tmp_path / "m.onnx")).graph.output] == [OUTPUT_NAME[kind]]
 
 
 @pytest.mark.slow  # 15-50 s each: the conversion

@@ -66,7 +66,10 @@ class DetectorNetwork(torch.nn.Module):
     box coder, against ``model.anchor_generator``'s default boxes) then its class logits. Anchor
     decoding and NMS stay with the caller: the phone formats have no kernel for torchvision's
     NMS, and the number of detections depends on the data, which their static graphs cannot
-    hold. Takes (N, 3, S, S) images in [0, 1], like the detector."""
+    hold. Takes (N, 3, S, S) images in [0, 1], like the detector. The exported output is named
+    ``boxes_and_logits``."""
+
+    output_name = "boxes_and_logits"
 
     def __init__(self, model, image_size: int):
         super().__init__()
@@ -90,7 +93,9 @@ class DetectorNetwork(torch.nn.Module):
 def mobile_network(model, image_size: int) -> torch.nn.Module:
     """What ``edgevision.deploy.export.export`` takes for a phone format (.pte, .tflite,
     .mlpackage): the segmenter itself (one image tensor in, (N, K + 1, S, S) logits out), or an
-    SSDLite detector's :class:`DetectorNetwork`. The artifact's output is named ``logits``."""
+    SSDLite detector's :class:`DetectorNetwork`. The artifact's output is named ``logits`` (the
+    segmenter's per-pixel class logits) or ``boxes_and_logits`` (the detector's per-anchor box
+    regression and class logits) in the formats that name outputs (ONNX, Core ML)."""
     from .models import Segmenter
     if isinstance(model, Segmenter):
         from ..models.variant import InputConfig

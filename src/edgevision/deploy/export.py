@@ -74,9 +74,16 @@ def check_inputs(model: nn.Module, resolution: tuple[int, int], seed: int = 0) -
     return {"random": rand, "image": img}
 
 
+def output_name(module: nn.Module) -> str:
+    """The name of the exported graph's output: ``module.output_name`` where the module says what
+    it returns (a detector network's per-anchor boxes and class logits), else ``logits``."""
+    return getattr(module, "output_name", "logits")
+
+
 def _torch_onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int,
                        dynamic_batch: bool, exporter: str) -> None:
-    kwargs = dict(opset_version=opset, input_names=["input"], output_names=["logits"])
+    out = output_name(model)
+    kwargs = dict(opset_version=opset, input_names=["input"], output_names=[out])
     with torch.no_grad():  # warm-up: size-dependent constants (attention-bias tables) get cached
         model(x)
     with warnings.catch_warnings():
@@ -86,7 +93,7 @@ def _torch_onnx_export(model: nn.Module, x: torch.Tensor, path: Path, opset: int
             torch.onnx.export(model, (x,), str(path), dynamo=True, dynamic_shapes=dyn,
                               verbose=False, **kwargs)
         else:
-            dyn = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+            dyn = {"input": {0: "batch"}, out: {0: "batch"}} if dynamic_batch else None
             torch.onnx.export(model, (x,), str(path), dynamo=False, dynamic_axes=dyn, **kwargs)
 
 

@@ -109,7 +109,8 @@ def _model_name(module) -> str:
 
 
 def _convert(module, example, package_dir: Path | None = None, keep_weights: bool = False):
-    """``module`` (eval, NCHW) as an fp16 ML Program with float32 ``input``/``logits``.
+    """``module`` (eval, NCHW) as an fp16 ML Program with float32 ``input`` and output (named by
+    ``export.output_name``: ``logits`` for a classifier).
     ``keep_weights``: without the graph passes that fold a following per-channel scale into a
     conv's weights (INT8 then quantizes the weights PyTorch has, which ``proxy_session`` uses)."""
     if example.shape[0] != 1:
@@ -118,7 +119,7 @@ def _convert(module, example, package_dir: Path | None = None, keep_weights: boo
     ct = _coremltools()
     import torch
 
-    from ..export import ExportError
+    from ..export import ExportError, output_name
     name = _model_name(module)
     with torch.no_grad():  # warm-up: size-dependent constants (attention-bias tables) get cached
         module(example)
@@ -132,7 +133,7 @@ def _convert(module, example, package_dir: Path | None = None, keep_weights: boo
     if keep_weights:
         pipeline.remove_passes(_WEIGHT_REWRITING_PASSES)
     features = dict(inputs=[ct.TensorType(name="input", shape=tuple(example.shape), dtype=np.float32)],
-                    outputs=[ct.TensorType(name="logits", dtype=np.float32)])  # float32 I/O, fp16 inside
+                    outputs=[ct.TensorType(name=output_name(module), dtype=np.float32)])  # float32 I/O, fp16 inside
     try:
         with _quiet():
             return ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
@@ -210,14 +211,15 @@ def _io(spec) -> dict[str, tuple[str, tuple[int, ...], str]]:
 
 def verify(report, model, artifact: Path, inputs: dict, atol: float, deploy=None) -> None:
     """What export checks instead of running the artifact: the package loads as a spec, its I/O is
-    float32 ``input`` (export's input shape) -> ``logits`` (the model's output shape), its program
+    float32 ``input`` (export's input shape) -> the output ``export.output_name`` names (the model's
+    output shape), its program
     has operations, and the converted module in fp16 (PyTorch) stays within
     ``max(atol, FP16_RTOL)`` x max(1, max |logit|) of ``model`` in fp32 on each input. ``deploy``:
     the module that was converted (default: ``model`` reparameterized, as export converts it),
     whose folded weights are what Core ML computes with. Fills ``report`` or raises ExportError."""
     import torch
 
-    from ..export import ExportError
+    from ..export import ExportError, output_name
     from ..reparam import reparameterize
     spec = _spec(artifact)
     if deploy is None:
@@ -225,7 +227,7 @@ def verify(report, model, artifact: Path, inputs: dict, atol: float, deploy=None
     with torch.no_grad():
         refs = {k: model(x).float() for k, x in inputs.items()}
     want = {"input": ("input", tuple(inputs["random"].shape), "FLOAT32"),
-            "output": ("logits", tuple(next(iter(refs.values())).shape), "FLOAT32")}
+            "output": (output_name(model), tuple(next(iter(refs.values())).shape), "FLOAT32")}
     got = _io(spec)
     for kind in ("input", "output"):
         if got[kind] != want[kind]:
