@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from edgevision.bench import cpu_description
@@ -48,12 +49,14 @@ def study(name: str, wdir: Path | None, out: Path, **options) -> list[dict]:
     held_out, runtimes, max_drop, agreement, time_limit_min)."""
     w = wdir / f"{name}.safetensors" if wdir else None
     trained = bool(w and w.exists())
+    t0 = time.perf_counter()
     res = optimize(name, weights=w if trained else None, calib="embedded", batches=BATCHES, out=out / name,
                    **options)
     payload = json.loads(Path(res.paths["json"]).read_text())
     rows = [_row(name, c, trained) for c in payload["candidates"]]
     for r in rows:
         print(format_row(r), flush=True)
+    print(f"{name}: {time.perf_counter() - t0:.0f} s (cached candidates are not rebuilt)", flush=True)
     return rows
 
 
@@ -93,9 +96,10 @@ def main():
     print(f"CPU: {cpu_description()}; edgevision optimize per model: agreement on {args.held_out} held-out "
           f"images and speed-up over onnxruntime fp32 at {args.resolution} px (best of 3 rounds)")
     print(HEADER)
-    rows = []
+    rows, t0 = [], time.perf_counter()
     for name in names:
         rows += study(name, wdir, Path(args.out), **options(args))
+    print(f"{len(names)} models in {(time.perf_counter() - t0) / 60:.1f} min")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

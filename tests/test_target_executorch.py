@@ -299,7 +299,8 @@ def test_failed_verification_writes_nothing(clear_argmax, tmp_path):
 
 def test_declared_unsupported_int8_is_refused_up_front(tmp_path, monkeypatch):
     """A model the INT8 table lists gets one QuantizeError naming it before any work is done."""
-    assert et.UNSUPPORTED_INT8["efficientvit_msra"]
+    monkeypatch.setitem(et.UNSUPPORTED_INT8, "efficientvit_msra", "the int8 program fails at run time "
+                        "(error 0x10)")
     model = ev.create_model("efficientvit_m0", num_classes=12).eval()
     monkeypatch.setattr(et, "_export", lambda *a: pytest.fail("exported a refused model"))
     with pytest.raises(QuantizeError, match=r"ExecuTorch INT8 does not support efficientvit_m0: .*"
@@ -307,6 +308,60 @@ def test_declared_unsupported_int8_is_refused_up_front(tmp_path, monkeypatch):
         quantize(model, tmp_path / "q.pte", QuantRecipe(runtime="executorch", images=4, held_out=4),
                  resolution=(64, 64))
     assert not list(tmp_path.glob("q.*"))
+
+
+class FoldedHead(nn.Module):
+    """A 1x1 conv whose weight is computed from two parameters (constant folding makes it one
+    constant tensor)."""
+
+    def __init__(self, chs: int, out: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(out, chs, 1, 1))
+        self.g = nn.Parameter(torch.rand(out) + 0.5)
+
+    def forward(self, x):
+        return F.conv2d(x, self.w * self.g.view(-1, 1, 1, 1))
+
+
+class NormThenFloatHead(nn.Module):
+    """conv -> one-group GroupNorm (rewritten for XNNPACK into 1x1 convs with constant weights) ->
+    a head kept in float whose folded weight is a constant of the first folding."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 2, 1)
+        self.norm = nn.GroupNorm(1, 8)
+        self.head = FoldedHead(8, 4)
+        self.input_config = get_entry("mobilenetv3_small_075").input_config
+        self.model_name = "norm_then_float_head"
+
+    def forward(self, x):
+        return self.head(self.norm(self.stem(x))).mean((2, 3))
+
+
+def test_int8_float_module_keeps_its_own_folded_weights(tmp_path):
+    """A module kept in float keeps its folded weight after the XNNPACK rewrites add constants of
+    their own (they once reused its constant's name: a wrong-shape conv weight, no program)."""
+    torch.manual_seed(0)
+    model = NormThenFloatHead().eval()
+    r = quantize(model, tmp_path / "q.pte", QuantRecipe(runtime="executorch", float_nodes=("head",), images=4,
+                                                       held_out=8), resolution=(32, 32))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = et.session(tmp_path / "q.pte")(x.numpy())
+    assert r.precision == "int8" and np.abs(got - ref).max() < 0.1 * np.abs(ref).max(), (got, ref)
+
+
+def test_attention_families_keep_their_attention_in_float():
+    """EfficientViT-M's cascaded group attention and MobileViT V2's separable attention stay in
+    float in ExecuTorch INT8 (their quantized channel slices fail at run time), and only they."""
+    from edgevision.deploy.targets.executorch import _family_floats
+    for name, kind in (("efficientvit_m0", "CascadedGroupAttention"), ("mobilevitv2_050", "SeparableSelfAttention")):
+        floats = _family_floats(ev.create_model(name, num_classes=12))
+        assert floats and {k for _, k in floats} == {kind}, floats
+    assert _family_floats(ev.create_model("mobilevit_xxs", num_classes=12)) == []
+    assert not et.UNSUPPORTED_INT8
 
 
 def test_failed_run_is_one_error(mobilenet, monkeypatch):
@@ -345,6 +400,8 @@ def test_every_family_quantizes(name, tmp_path):
         return
     r = quantize(model, tmp_path / "q.pte", recipe, resolution=(s, s))
     assert r.precision == "int8" and 0 <= r.top1_agreement <= 100
+    if get_entry(name).family in et.FLOAT_INT8:  # one partition, and the report says what stayed float
+        assert _delegation(r.notes)[2] == 1 and any("kept in float" in n for n in r.notes), r.notes
 
 
 @pytest.mark.slow

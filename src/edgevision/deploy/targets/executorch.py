@@ -22,7 +22,8 @@ lowered. Recipe options:
 
 Models the target cannot take are declared in ``UNSUPPORTED`` (fp32) and ``UNSUPPORTED_INT8``
 (registry name or family -> reason): ``build`` and ``int8`` refuse them before any work with one
-ExportError/QuantizeError saying what to use instead. A program that fails at run time raises one
+ExportError/QuantizeError saying what to use instead. ``FLOAT_INT8`` lists the families whose
+attention modules INT8 keeps in float (and why); the report's notes name them. A program that fails at run time raises one
 EdgeVisionError with the runtime's logged reason.
 
 Sessions run the batch-1 program once per image of a batch (the output rows are copies), so any
@@ -68,11 +69,16 @@ _default_threads: list[int] = []  # the runtime's own thread count, read before 
 
 # models (by registry name or family) the target refuses up front, with the reason
 UNSUPPORTED: dict[str, str] = {}
-_BOUNDARY = "the int8 program fails at run time (error 0x10): an XNNPACK partition boundary gets a "
-UNSUPPORTED_INT8 = {
-    "efficientvit_msra": _BOUNDARY + "wrong output shape, the quantized channel slices of the cascaded "
-                                     "group attention's q/k/v split staying outside XNNPACK",
-    "mobilevitv2": _BOUNDARY + "wrong output shape in the separable self-attention",
+UNSUPPORTED_INT8: dict[str, str] = {}
+# family -> (module class kept in float in INT8, why): quantized, these attention modules' channel
+# slices (the per-head q/k/v split, the 1-channel query score) stay outside XNNPACK, the program
+# falls into many partitions and fails at run time (error 0x10, a partition boundary gets a wrong
+# output shape); in float the whole program is one XNNPACK partition
+FLOAT_INT8 = {
+    "efficientvit_msra": ("CascadedGroupAttention", "quantized, its per-head q/k/v channel slices "
+                          "break the program into partitions that fail at run time"),
+    "mobilevitv2": ("SeparableSelfAttention", "quantized, its 1-channel query-score slice breaks the "
+                    "program into partitions that fail at run time"),
 }
 
 
@@ -237,6 +243,8 @@ def notes(artifact: Path) -> list[str]:
     if d["rewrites"]:
         lines.append("rewritten into ops XNNPACK takes (same function): "
                      + ", ".join(f"{n} {op}" for op, n in d["rewrites"].items()))
+    if d.get("kept_float"):
+        lines.append(d["kept_float"])
     return lines
 
 
@@ -257,12 +265,30 @@ def int8(source, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
         try:
             graph = prepare_pt2e(ep.module(), quantizer)
             calibrate(graph, calib)
-            graph = convert_pt2e(graph)
+            graph = _renamed_folded_constants(convert_pt2e(graph))
             ep = torch.export.export(graph, (example,))
         except Exception as e:
             raise EdgeVisionError(f"PT2E quantization of {name} failed: {log.reason(e)}") from None
-        _lower(ep, Path(dst), name, log)
+        _lower(ep, Path(dst), name, log, kept_float=_family_floats(source))
     return "", []
+
+
+def _renamed_folded_constants(graph):
+    """``graph`` with the constants the first constant folding named ``_prop_tensor_constant<N>``
+    renamed. Exported again they become buffers of those names, which the constant folding of
+    the XNNPACK rewrites does not look at when it names its own constants: it would reuse a name,
+    and a layer left in float would get another constant's tensor (a wrong-shape conv weight)."""
+    renamed = {}
+    for node in graph.graph.nodes:
+        if node.op == "get_attr" and node.target.startswith("_prop_tensor_constant"):
+            if node.target not in renamed:
+                renamed[node.target] = f"_pt2e_folded_{len(renamed)}"
+                setattr(graph, renamed[node.target], getattr(graph, node.target))
+            node.target = renamed[node.target]
+    for old in renamed:
+        delattr(graph, old)
+    graph.recompile()
+    return graph
 
 
 def _export(module, example, log):
@@ -281,8 +307,9 @@ def _export(module, example, log):
                               f"{log.reason(e)}") from None
 
 
-def _lower(ep, path: Path, name: str, log) -> None:
-    """``ep`` rewritten for XNNPACK, lowered, and written to ``path`` with its delegation report."""
+def _lower(ep, path: Path, name: str, log, kept_float=()) -> None:
+    """``ep`` rewritten for XNNPACK, lowered, and written to ``path`` with its delegation report
+    (``kept_float``: the (module, class) pairs an INT8 program kept in float for its family)."""
     from executorch.exir import to_edge_transform_and_lower
     try:
         ep, rewrites = rewrite(ep)
@@ -293,6 +320,10 @@ def _lower(ep, path: Path, name: str, log) -> None:
         raise EdgeVisionError(f"ExecuTorch cannot lower {name}: {log.reason(e)}; export it to ONNX "
                               f"instead (--format onnx)") from None
     report["rewrites"] = rewrites
+    if kept_float:
+        kind = kept_float[0][1]
+        family = next(f for f, (k, _) in FLOAT_INT8.items() if k == kind)
+        report["kept_float"] = f"{len(kept_float)} {kind} modules kept in float ({FLOAT_INT8[family][1]})"
     with atomic_write(path, SUFFIX) as tmp:
         tmp.write_bytes(program.buffer)
     with atomic_write(_delegation_path(path), ".json") as tmp:
@@ -368,7 +399,22 @@ def _float_modules(module, ep, recipe) -> list[str]:
         names += found
     if recipe.keep_first_last:
         names += _first_last(ep)
+    names += [n for n, _ in _family_floats(module)]
     return list(dict.fromkeys(names))
+
+
+def _family_floats(module) -> list[tuple[str, str]]:
+    """(qualified name, class name) of the modules ``FLOAT_INT8`` keeps in float for the module's
+    family."""
+    from ...registry import get_entry
+    try:
+        family = get_entry(_model_name(module)).family
+    except EdgeVisionError:  # a model outside the registry
+        return []
+    if family not in FLOAT_INT8:
+        return []
+    kind = FLOAT_INT8[family][0]
+    return [(n, kind) for n, m in module.named_modules() if n and type(m).__name__ == kind]
 
 
 def _first_last(ep) -> list[str]:
