@@ -27,6 +27,8 @@ onnxruntime INT8 row.
     .venv/bin/python benchmarks/phone_int8.py --weights efficientnet-lite0-57934424.pth \\
         [--model tf_efficientnet_lite0] [--photos DIR] [--recipes default,shared-clamp,...]
     .venv/bin/python benchmarks/phone_int8.py --models mobilenetv3_large_100,efficientnet_b0
+    .venv/bin/python benchmarks/phone_int8.py --models a,b --weights-dir runs/weights10 --calib embedded \
+        --resolution 64 --recipes default --no-speed
 """
 from __future__ import annotations
 
@@ -133,16 +135,16 @@ def row(label: str, m: dict | None, speed: tuple[float, float, float] | None) ->
     return f"{label:32s} {acc}   {sp}"
 
 
-def study(model, runtimes, recipes, args, d: Path) -> None:
-    """One line per (runtime, recipe), then the onnxruntime INT8 reference line."""
+def study(model, runtimes, recipes, args, d: Path, accuracy: bool) -> None:
+    """One line per (runtime, recipe), then the onnxruntime INT8 reference line (``accuracy``:
+    the model has trained weights, so agreement is measured)."""
     res = (args.resolution, args.resolution)
-    accuracy = args.weights is not None
     onnx = export(model, d / "fp32.onnx", resolution=res, dynamic_batch=True).path
-    held = calibration_images("photos", model.input_config, res, args.held_out, split="test")
+    held = calibration_images(args.calib, model.input_config, res, args.held_out, split="test")
     with torch.no_grad():
         ref = torch.cat([model(torch.from_numpy(held[i:i + 25])) for i in range(0, len(held), 25)]).numpy()
     p = np.exp(ref - ref.max(1, keepdims=True))
-    print(f"{model.model_name}: {len(held)} held-out views, fp32 confident on "
+    print(f"{model.model_name}: {len(held)} held-out {args.calib} images, fp32 confident on "
           f"{int(((p / p.sum(1, keepdims=True)).max(1) >= 0.5).sum())}")
     print(f"{'runtime / recipe':32s} {'agree':>6s} {'conf':>6s} {'top5':>6s} {'drift':>7s}   "
           f"{'ort fp32':>9s} {'int8':>9s} {'speed':>6s}")
@@ -150,7 +152,7 @@ def study(model, runtimes, recipes, args, d: Path) -> None:
         for name in recipes:
             fields, context = RECIPES[name]
             # quantize()'s own agreement check is not used: the views are measured below
-            recipe = QuantRecipe(**{"calib": "photos", "images": args.images, "held_out": 4,
+            recipe = QuantRecipe(**{"calib": args.calib, "images": args.images, "held_out": 4,
                                     "runtime": runtime, **fields})
             out = d / f"{runtime}-{name}{get_target(runtime).SUFFIX}"
             with context():
@@ -160,7 +162,7 @@ def study(model, runtimes, recipes, args, d: Path) -> None:
     if not accuracy:  # the speed-only run times the phone runtimes alone
         return
     out = d / "ort-int8.onnx"
-    quantize(onnx, out, QuantRecipe(calib="photos", images=args.images, held_out=4))
+    quantize(onnx, out, QuantRecipe(calib=args.calib, images=args.images, held_out=4))
     m = metrics(ref, run_session(out, "onnxruntime", held)) if accuracy else None
     print(row("onnxruntime int8 (reference)", m, _speed(onnx, out, "onnxruntime", args)), flush=True)
 
@@ -169,7 +171,7 @@ def _speed(onnx: Path, out: Path, runtime: str, args):
     if args.no_speed:
         return None
     _, latency = compare_speed(onnx, out, runtime, "int8", batches=(1,), budget_s=args.budget,
-                               min_time_s=args.budget / 3, rounds=args.rounds, source="photos")
+                               min_time_s=args.budget / 3, rounds=args.rounds, source=args.calib)
     fp, q = latency[1]
     return fp, q, fp / q
 
@@ -179,7 +181,12 @@ def main():
     ap.add_argument("--model", default="tf_efficientnet_lite0")
     ap.add_argument("--weights", help="trained weights (.pth/.pt of another library, or .safetensors), "
                     "or 'pretrained[:TAG]' for the model's published weights")
-    ap.add_argument("--models", help="speed only: comma-separated models with random weights")
+    ap.add_argument("--models", help="comma-separated models: random weights (speed only) or, with "
+                    "--weights-dir, each model's trained weights")
+    ap.add_argument("--weights-dir", help="<model>.safetensors per model of --models (e.g. from "
+                    "benchmarks/train_weights.py; use --calib embedded for those)")
+    ap.add_argument("--calib", choices=["photos", "embedded"], default="photos",
+                    help="calibration and held-out images")
     ap.add_argument("--photos", action="append", default=[],
                     help="a folder of more photos (EDGEVISION_PHOTOS), e.g. an unpacked scikit-image wheel")
     ap.add_argument("--runtimes", default=",".join(PHONE))
@@ -194,6 +201,8 @@ def main():
     if args.photos:
         os.environ["EDGEVISION_PHOTOS"] = os.pathsep.join(args.photos)
     recipes = (args.recipes or ("default" if args.models else ",".join(RECIPES))).split(",")
+    if args.weights_dir and not args.models:
+        raise SystemExit("--weights-dir goes with --models")
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
@@ -204,8 +213,10 @@ def main():
     if args.models and args.weights:
         raise SystemExit("--weights goes with --model (one model); --models is the speed-only run")
     for name in names:
+        weights = args.weights or (str(Path(args.weights_dir) / f"{name}.safetensors") if args.weights_dir else None)
         with tempfile.TemporaryDirectory(prefix="phone-int8-") as d:
-            study(load_model(name, args.weights), args.runtimes.split(","), recipes, args, Path(d))
+            study(load_model(name, weights), args.runtimes.split(","), recipes, args, Path(d),
+                  accuracy=weights is not None)
 
 
 if __name__ == "__main__":

@@ -358,9 +358,12 @@ def test_attention_families_keep_their_attention_in_float():
     float in ExecuTorch INT8 (their quantized channel slices fail at run time), and only they."""
     from edgevision.deploy.targets.executorch import _family_floats
     for name, kind in (("efficientvit_m0", "CascadedGroupAttention"), ("mobilevitv2_050", "SeparableSelfAttention")):
-        floats = _family_floats(ev.create_model(name, num_classes=12))
-        assert floats and {k for _, k in floats} == {kind}, floats
-    assert _family_floats(ev.create_model("mobilevit_xxs", num_classes=12)) == []
+        model = ev.create_model(name, num_classes=12)
+        names, note = _family_floats(model)
+        modules = dict(model.named_modules())
+        assert names and {type(modules[n]).__name__ for n in names} == {kind}, names
+        assert note.startswith(f"{len(names)} {kind} modules kept in float"), note
+    assert _family_floats(ev.create_model("mobilevit_xxs", num_classes=12)) == ([], "")
     assert not et.UNSUPPORTED_INT8
 
 

@@ -269,7 +269,7 @@ def int8(source, dst: Path, calib: np.ndarray, recipe, val=None, val_labels=None
             ep = torch.export.export(graph, (example,))
         except Exception as e:
             raise EdgeVisionError(f"PT2E quantization of {name} failed: {log.reason(e)}") from None
-        _lower(ep, Path(dst), name, log, kept_float=_family_floats(source))
+        _lower(ep, Path(dst), name, log, note=_family_floats(source)[1])
     return "", []
 
 
@@ -307,9 +307,9 @@ def _export(module, example, log):
                               f"{log.reason(e)}") from None
 
 
-def _lower(ep, path: Path, name: str, log, kept_float=()) -> None:
+def _lower(ep, path: Path, name: str, log, note: str = "") -> None:
     """``ep`` rewritten for XNNPACK, lowered, and written to ``path`` with its delegation report
-    (``kept_float``: the (module, class) pairs an INT8 program kept in float for its family)."""
+    (``note``: what an INT8 program kept in float for its family, shown by ``notes``)."""
     from executorch.exir import to_edge_transform_and_lower
     try:
         ep, rewrites = rewrite(ep)
@@ -320,10 +320,8 @@ def _lower(ep, path: Path, name: str, log, kept_float=()) -> None:
         raise EdgeVisionError(f"ExecuTorch cannot lower {name}: {log.reason(e)}; export it to ONNX "
                               f"instead (--format onnx)") from None
     report["rewrites"] = rewrites
-    if kept_float:
-        kind = kept_float[0][1]
-        family = next(f for f, (k, _) in FLOAT_INT8.items() if k == kind)
-        report["kept_float"] = f"{len(kept_float)} {kind} modules kept in float ({FLOAT_INT8[family][1]})"
+    if note:
+        report["kept_float"] = note
     with atomic_write(path, SUFFIX) as tmp:
         tmp.write_bytes(program.buffer)
     with atomic_write(_delegation_path(path), ".json") as tmp:
@@ -399,22 +397,21 @@ def _float_modules(module, ep, recipe) -> list[str]:
         names += found
     if recipe.keep_first_last:
         names += _first_last(ep)
-    names += [n for n, _ in _family_floats(module)]
+    names += _family_floats(module)[0]
     return list(dict.fromkeys(names))
 
 
-def _family_floats(module) -> list[tuple[str, str]]:
-    """(qualified name, class name) of the modules ``FLOAT_INT8`` keeps in float for the module's
-    family."""
+def _family_floats(module) -> tuple[list[str], str]:
+    """The qualified names of the modules ``FLOAT_INT8`` keeps in float for the module's family,
+    and the report's note about them ("" when there are none)."""
     from ...registry import get_entry
     try:
         family = get_entry(_model_name(module)).family
     except EdgeVisionError:  # a model outside the registry
-        return []
-    if family not in FLOAT_INT8:
-        return []
-    kind = FLOAT_INT8[family][0]
-    return [(n, kind) for n, m in module.named_modules() if n and type(m).__name__ == kind]
+        return [], ""
+    kind, why = FLOAT_INT8.get(family, ("", ""))
+    names = [n for n, m in module.named_modules() if n and type(m).__name__ == kind]
+    return names, f"{len(names)} {kind} modules kept in float ({why})" if names else ""
 
 
 def _first_last(ep) -> list[str]:
