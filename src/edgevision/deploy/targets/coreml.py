@@ -133,7 +133,8 @@ def _convert(module, example, package_dir: Path | None = None, keep_weights: boo
     if keep_weights:
         pipeline.remove_passes(_WEIGHT_REWRITING_PASSES)
     features = dict(inputs=[ct.TensorType(name="input", shape=tuple(example.shape), dtype=np.float32)],
-                    outputs=[ct.TensorType(name=output_name(module), dtype=np.float32)])  # float32 I/O, fp16 inside
+                    # float32 I/O, fp16 inside
+                    outputs=[ct.TensorType(name=output_name(module), dtype=np.float32)])
     try:
         with _quiet():
             return ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
@@ -211,9 +212,9 @@ def _io(spec) -> dict[str, tuple[str, tuple[int, ...], str]]:
 
 def verify(report, model, artifact: Path, inputs: dict, atol: float, deploy=None) -> None:
     """What export checks instead of running the artifact: the package loads as a spec, its I/O is
-    float32 ``input`` (export's input shape) -> the output ``export.output_name`` names (the model's
-    output shape), its program
-    has operations, and the converted module in fp16 (PyTorch) stays within
+    float32 ``input`` (export's input shape) -> the output ``export.output_name`` names (the
+    model's output shape), its program has operations, and the converted module in fp16
+    (PyTorch) stays within
     ``max(atol, FP16_RTOL)`` x max(1, max |logit|) of ``model`` in fp32 on each input. ``deploy``:
     the module that was converted (default: ``model`` reparameterized, as export converts it),
     whose folded weights are what Core ML computes with. Fills ``report`` or raises ExportError."""

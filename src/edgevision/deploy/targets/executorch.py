@@ -23,8 +23,8 @@ lowered. Recipe options:
 Models the target cannot take are declared in ``UNSUPPORTED`` (fp32) and ``UNSUPPORTED_INT8``
 (registry name or family -> reason): ``build`` and ``int8`` refuse them before any work with one
 ExportError/QuantizeError saying what to use instead. ``FLOAT_INT8`` lists the families whose
-attention modules INT8 keeps in float (and why); the report's notes name them. A program that fails at run time raises one
-EdgeVisionError with the runtime's logged reason.
+attention modules INT8 keeps in float (and why); the report's notes name them. A program that
+fails at run time raises one EdgeVisionError with the runtime's logged reason.
 
 Sessions run the batch-1 program once per image of a batch (the output rows are copies), so any
 batch size works. The thread pool is process-wide, and resizing it breaks every program already
