@@ -4,7 +4,7 @@
 measure INT8/bf16 top-1 agreement meaningfully (random weights give near-tied logits whose
 argmax flips under any perturbation).
 
-    .venv/bin/python benchmarks/train_weights.py --out runs/weights10 [--models a,b] [--epochs 10]
+    .venv/bin/python benchmarks/train_weights.py --out runs/weights10 [--models a,b] [--epochs N]
         [--resolution 64]
 
 Measured (10 epochs, 64 px, 2-core Xeon): val top-1 mobilenetv3_large_100 97.5 % (827 s),
