@@ -104,6 +104,45 @@ def test_int8_float_io_one_partition_and_agreement(int8):
     assert litert.session(int8.path, precision="int8").precision == "int8"
 
 
+def test_int8_session_runs_in_xnnpack(int8):
+    """The session's XNNPACK flags keep the int8 kernels (QS8): without them the CompiledModel
+    leaves every int8 op to the built-in kernels, several times slower."""
+    assert litert._compiled(int8.path, 1).is_fully_accelerated()
+
+
+class _RuntimeWeights(nn.Module):
+    """Attention's matrix product: ``v @ a^T`` with ``a`` computed from the input converts to a
+    FULLY_CONNECTED whose weights are a run-time tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.qk, self.head = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        q, k = self.qk(x).flatten(2).chunk(2, dim=1)
+        a = (q.transpose(1, 2) @ k).softmax(-1)
+        return self.head((x.flatten(2) @ a.transpose(1, 2)).mean(-1))
+
+
+def test_session_delegates_fully_connected_with_run_time_weights(tmp_path):
+    """The interpreter's default XNNPACK delegate leaves such a FULLY_CONNECTED to the built-in
+    kernels (two partitions); the session's CompiledModel, with XNNPACK's dynamic fully-connected
+    flag, takes the whole model, and ``delegation`` says so."""
+    import litert_torch
+    torch.manual_seed(0)
+    model, path = _RuntimeWeights().eval(), tmp_path / "attn.tflite"
+    litert_torch.convert(model, (torch.rand(1, 3, 16, 16),)).export(str(path))
+    default = [o["op_name"] for o in _interpreter(path)._get_ops_details()]
+    assert default.count("DELEGATE") == 2, default
+    assert litert.delegation(path) == {"ops": len(default) - 2, "delegated": len(default) - 2,
+                                       "partitions": 1, "left": {}}
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(litert.session(path, threads=1)(x.numpy()) - ref).max() < 1e-5
+
+
 def test_hard_activation_rewrite_equals_pytorch(model):
     swapped = litert._for_int8(model)
     kinds = {type(m) for m in swapped.modules()}

@@ -1,5 +1,5 @@
 """LiteRT (.tflite, Android): litert-torch converts the reparameterized PyTorch module; the
-LiteRT interpreter runs it on CPU with XNNPACK, which it applies by default.
+LiteRT runtime runs it on CPU with XNNPACK (CompiledModel API, ``XNNPACK_FLAGS``).
 
 fp32: ``litert_torch.convert(module, (example,))`` after ``one_group_norms_decomposed`` (so
 XNNPACK takes MobileViT V2 whole). The file keeps the NCHW float32 input every edgevision
@@ -34,7 +34,7 @@ module names (e.g. "stages.3.0") kept in float; the NNCF options (``transformer`
 Delegation: each converted file is loaded and its XNNPACK partitions traced back to the ops they
 took; the counts (and the op types left to LiteRT's built-in kernels) are stored beside the
 workdir artifact for ``notes``. Sessions run a batch one image at a time through the batch-1
-graph (exact; the interpreter is re-used).
+graph (exact; the compiled model is re-used).
 """
 from __future__ import annotations
 
@@ -126,14 +126,16 @@ def _quiet():
 
 # ---- sessions ------------------------------------------------------------------------------
 
-def _interpreter(path: str | os.PathLike, threads: int = 0):
-    """The LiteRT interpreter of ``path`` with its tensors allocated (XNNPACK applied)."""
+def _interpreter(path: str | os.PathLike, threads: int = 0, allocate: bool = True):
+    """The LiteRT interpreter of ``path``, with its tensors allocated (the interpreter's default
+    XNNPACK delegate applied) if ``allocate``."""
     _require("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
     try:
         with _quiet():
             it = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
-            it.allocate_tensors()
+            if allocate:
+                it.allocate_tensors()
     except Exception as e:  # the interpreter raises ValueError/RuntimeError for bad files
         raise EdgeVisionError(f"LiteRT cannot load {path}: {str(e).splitlines()[0][:200]}") from None
     return it
@@ -144,24 +146,51 @@ def _is_int8(it) -> bool:
     return any(t["dtype"] == np.int8 for t in it.get_tensor_details())
 
 
+# XNNPACK delegate flags: QS8 (signed int8 ops), QU8 (unsigned int8 ops) and DYNAMIC_FULLY_CONNECTED
+# (a FULLY_CONNECTED whose weights are computed at run time, e.g. attention's q @ k^T, which the
+# interpreter's default delegate leaves to the built-in kernels).
+XNNPACK_FLAGS = 0x1 | 0x2 | 0x8
+
+
+def _compiled(path: str | os.PathLike, threads: int = 0):
+    """``path`` compiled for the CPU by LiteRT's CompiledModel API with ``XNNPACK_FLAGS``."""
+    _require("ai_edge_litert")
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+    opts = Options(hardware_accelerators=HardwareAccelerator.CPU,
+                   cpu_options=CpuOptions(num_threads=threads or os.cpu_count() or 1,
+                                          xnnpack_flags=XNNPACK_FLAGS))
+    try:
+        with _quiet():
+            return CompiledModel.from_file(str(path), options=opts)
+    except Exception as e:  # a bad file raises RuntimeError/ValueError
+        raise EdgeVisionError(f"LiteRT cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+
+
 def session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") -> Session:
-    """A LiteRT CPU session (XNNPACK) with ``threads`` threads (0: one per core). The precision
-    is read from the file (int8 tensors or not) and must be the one asked for. A batch runs one
-    image at a time through the batch-1 graph."""
+    """A LiteRT CPU session with ``threads`` threads (0: one per core): the file compiled by
+    LiteRT's CompiledModel API with XNNPACK (``XNNPACK_FLAGS``). The precision is read from the
+    file (int8 tensors or not) and must be the one asked for. A batch runs one image at a time
+    through the batch-1 graph."""
     if precision not in ("fp32", "int8"):
         raise ConfigError(f"unknown LiteRT precision {precision!r}; use fp32 or int8")
-    it = _interpreter(path, threads)
-    inp, out = it.get_input_details(), it.get_output_details()
-    if len(inp) != 1 or inp[0]["dtype"] != np.float32 or len(inp[0]["shape"]) != 4 or \
-            inp[0]["shape"][0] != 1 or len(out) != 1 or out[0]["dtype"] != np.float32:
+    ran = "int8" if _is_int8(_interpreter(path, 1, allocate=False)) else "fp32"
+    cm = _compiled(path, threads)
+    signature = next(iter(cm.get_signature_list()), None)
+    inp = list(cm.get_input_tensor_details(signature).values()) if signature else []
+    out = list(cm.get_output_tensor_details(signature).values()) if signature else []
+    if len(inp) != 1 or inp[0]["dtype"] != "float32" or len(inp[0]["shape"]) != 4 or \
+            inp[0]["shape"][0] != 1 or len(out) != 1 or out[0]["dtype"] != "float32":
         raise EdgeVisionError(f"{path} is not an edgevision LiteRT model (one float32 NCHW batch-1 "
                               f"input and one float32 output); export it with "
                               f"`edgevision export NAME --format litert`")
-    ran = "int8" if _is_int8(it) else "fp32"
     if ran != precision:
         raise EdgeVisionError(f"{path} computes in {ran}, not {precision}; open it with "
                               f"precision={ran!r}")
-    shape, i, o = tuple(int(v) for v in inp[0]["shape"][1:]), inp[0]["index"], out[0]["index"]
+    shape, out_shape = tuple(int(v) for v in inp[0]["shape"][1:]), tuple(out[0]["shape"])
+    ins, outs = cm.create_input_buffers(0), cm.create_output_buffers(0)
+    size = int(np.prod(out_shape))
 
     def run(x: np.ndarray) -> np.ndarray:
         if x.ndim != 4 or tuple(x.shape[1:]) != shape:
@@ -169,9 +198,9 @@ def session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") 
                               f"{tuple(x.shape)}: re-export it at this resolution")
         ys = []
         for k in range(len(x)):
-            it.set_tensor(i, x[k:k + 1])
-            it.invoke()
-            ys.append(it.get_tensor(o))
+            ins[0].write(np.ascontiguousarray(x[k:k + 1], np.float32))
+            cm.run_by_index(0, ins, outs)
+            ys.append(outs[0].read(size, np.float32).reshape(out_shape))
         return np.concatenate(ys)
     return Session(NAME, ran, run, inp[0]["name"])
 
@@ -179,10 +208,13 @@ def session(path: str | os.PathLike, threads: int = 0, precision: str = "fp32") 
 # ---- delegation ----------------------------------------------------------------------------
 
 def delegation(path: str | os.PathLike) -> dict:
-    """How much of ``path`` XNNPACK takes: {"ops", "delegated", "partitions", "left": {op type:
-    count}}. After allocation the interpreter lists the model's ops followed by one DELEGATE node
-    per partition, whose inputs and outputs are the partition's boundary tensors; walking back
-    from its outputs to its inputs over the model's ops finds the ops it took."""
+    """How much of ``path`` XNNPACK takes in a session: {"ops", "delegated", "partitions", "left":
+    {op type: count}}. After allocation the interpreter lists the model's ops followed by one
+    DELEGATE node per partition of its default XNNPACK delegate, whose inputs and outputs are the
+    partition's boundary tensors; walking back from its outputs to its inputs over the model's
+    ops finds the ops it took. The session's CompiledModel adds ``XNNPACK_FLAGS``; when it reports
+    the whole model accelerated, every op is XNNPACK's, in one partition (TFLite partitions a
+    graph whose every node the delegate supports as one subset)."""
     ops = _interpreter(path, 1)._get_ops_details()
     model = [o for o in ops if o["op_name"] != "DELEGATE"]
     parts = [o for o in ops if o["op_name"] == "DELEGATE"]
@@ -198,6 +230,8 @@ def delegation(path: str | os.PathLike) -> dict:
             taken.add(producer[t])
             todo.extend(by_index[producer[t]]["inputs"])
     left = collections.Counter(o["op_name"] for o in model if o["index"] not in taken)
+    if left and _compiled(path, 1).is_fully_accelerated():
+        return {"ops": len(model), "delegated": len(model), "partitions": 1, "left": {}}
     return {"ops": len(model), "delegated": len(taken), "partitions": len(parts),
             "left": dict(sorted(left.items()))}
 
